@@ -1,0 +1,69 @@
+// The configuration model: one YAML file of the whole desired state, validated whole.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "sluice/flow_table.h"
+#include "sluice/ip_address.h"
+#include "sluice/result.h"
+#include "sluice/snapshot.h"
+
+namespace sluice::control {
+
+struct BackendConfig {
+  IpAddress address;
+  uint32_t weight = 1;  // 0 drains the backend: existing flows stay, new flows go elsewhere
+};
+
+struct VipConfig {
+  VipKey key;
+  uint32_t table_size = SLUICE_MAGLEV_DEFAULT_SIZE;
+  sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  std::vector<BackendConfig> backends;
+};
+
+struct DpdkPortConfig {
+  // A PCI address (0000:01:00.0) or a virtual device with its arguments
+  // (net_af_packet0,iface=eth0).
+  std::string device;
+  std::optional<uint32_t> mtu;  // L3 MTU to set; the device's own when absent
+};
+
+struct DpdkConfig {
+  uint32_t main_lcore = 0;
+  std::vector<uint32_t> worker_lcores{1};
+  std::vector<std::string> eal_args;
+  std::vector<DpdkPortConfig> ports;
+  std::string exception_interface;  // TAP interface for traffic that is not for a VIP
+  uint32_t mbufs_per_worker = 8192;
+  uint16_t rx_descriptors = 1024;
+  uint16_t tx_descriptors = 1024;
+};
+
+struct NextHopConfig {
+  std::optional<MacAddress> mac;  // fixed next-hop MAC
+  IpAddress ipv4;                 // or resolve this address through the exception interface
+};
+
+struct Config {
+  std::string dataplane = "dpdk";
+  DpdkConfig dpdk;
+  IpAddress source_ipv4;
+  IpAddress source_ipv6;
+  NextHopConfig next_hop;
+  uint32_t seed = 0;
+  uint32_t flow_table_size = 65536;  // entries per worker
+  FlowTimeouts timeouts;
+  std::vector<VipConfig> vips;
+};
+
+// Parses and validates a whole config. An error names the field path and the reason, for
+// example "vips[0].table_size: 65536 is not prime (use 65537)".
+Result<Config> parse_config(std::string_view yaml_text);
+Result<Config> load_config_file(const std::string& path);
+
+}  // namespace sluice::control

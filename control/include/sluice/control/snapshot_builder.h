@@ -1,0 +1,47 @@
+// Turns a validated config into a data plane snapshot: stable VIP and backend slots, Maglev
+// tables, and a report of what each build changed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <utility>
+#include <vector>
+
+#include "sluice/control/config.h"
+#include "sluice/result.h"
+#include "sluice/snapshot.h"
+
+namespace sluice::control {
+
+struct VipBuildReport {
+  VipKey key;
+  std::vector<std::pair<IpAddress, uint32_t>> slots_per_backend;
+  uint32_t changed_slots = 0;
+  uint32_t table_size = 0;
+};
+
+class SnapshotBuilder {
+ public:
+  // Builds the next snapshot. On failure the builder's slots and tables stay as they were,
+  // so the running snapshot remains the reference for the next build.
+  Result<std::shared_ptr<const Snapshot>> build(const Config& config, const MacAddress& next_hop,
+                                                std::vector<VipBuildReport>* report = nullptr);
+
+ private:
+  struct BackendAllocation {
+    uint32_t slot = 0;
+    uint32_t uid = 0;
+  };
+  struct State {
+    std::map<VipKey, uint32_t> vip_slots;
+    std::map<std::pair<VipKey, IpAddress>, BackendAllocation> backend_slots;
+    std::map<VipKey, std::vector<uint32_t>> tables;
+    uint32_t next_uid = 1;
+    uint64_t generation = 0;
+  };
+
+  State state_;
+};
+
+}  // namespace sluice::control

@@ -1,0 +1,369 @@
+#include "sluice/control/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <initializer_list>
+#include <set>
+#include <sstream>
+
+#include "sluice/maglev.h"
+#include "sluice/packet.h"
+
+namespace sluice::control {
+namespace {
+
+// Thrown inside this file only, and turned into an Error at the boundary: validation stops
+// at the first problem, and every helper can report it with its field path.
+constexpr uint64_t kMaxLcore = 1023;
+
+struct ConfigError {
+  std::string message;
+};
+
+[[noreturn]] void fail(const std::string& path, const std::string& reason) {
+  throw ConfigError{path + ": " + reason};
+}
+
+std::string join(const std::string& path, const std::string& key) {
+  return path.empty() ? key : path + "." + key;
+}
+
+std::string index(const std::string& path, size_t i) {
+  return path + "[" + std::to_string(i) + "]";
+}
+
+void check_keys(const YAML::Node& node, const std::string& path,
+                std::initializer_list<std::string_view> allowed) {
+  if (!node.IsMap()) fail(path.empty() ? "config" : path, "expected a mapping");
+  for (const auto& item : node) {
+    const std::string key = item.first.as<std::string>();
+    bool known = false;
+    for (std::string_view name : allowed) known = known || key == name;
+    if (!known) {
+      std::string list;
+      for (std::string_view name : allowed) list += (list.empty() ? "" : ", ") + std::string(name);
+      fail(join(path, key), "unknown field (expected one of: " + list + ")");
+    }
+  }
+}
+
+std::string scalar(const YAML::Node& node, const std::string& path) {
+  if (!node.IsScalar()) fail(path, "expected a single value");
+  return node.Scalar();
+}
+
+uint64_t unsigned_integer(const YAML::Node& node, const std::string& path, uint64_t min,
+                          uint64_t max) {
+  const std::string text = scalar(node, path);
+  uint64_t value = 0;
+  size_t used = 0;
+  try {
+    if (text.empty() || text[0] == '-' || text[0] == '+') throw std::invalid_argument(text);
+    value = std::stoull(text, &used, 0);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != text.size()) {
+    fail(path, "'" + text + "' is not a whole number from " + std::to_string(min) + " to " +
+                   std::to_string(max));
+  }
+  if (value < min || value > max) {
+    fail(path, std::to_string(value) + " is out of range (use " + std::to_string(min) + " to " +
+                   std::to_string(max) + ")");
+  }
+  return value;
+}
+
+IpAddress address(const YAML::Node& node, const std::string& path, int family = 0) {
+  const std::string text = scalar(node, path);
+  Result<IpAddress> parsed = IpAddress::parse(text);
+  if (!parsed) fail(path, "'" + text + "' is not an IPv4 or IPv6 address");
+  if (family != 0 && parsed->family != family) {
+    fail(path, "'" + text + "' is not an IPv" + std::to_string(family) + " address");
+  }
+  return *parsed;
+}
+
+uint8_t protocol(const YAML::Node& node, const std::string& path) {
+  const std::string text = scalar(node, path);
+  if (text == "tcp") return kProtocolTcp;
+  if (text == "udp") return kProtocolUdp;
+  fail(path, "'" + text + "' is not a protocol (use tcp or udp)");
+}
+
+uint64_t seconds_to_ns(const YAML::Node& node, const std::string& path) {
+  return unsigned_integer(node, path, 1, 86400) * 1'000'000'000ull;
+}
+
+std::vector<BackendConfig> parse_backends(const YAML::Node& node, const std::string& path,
+                                          const IpAddress& vip_address) {
+  if (!node.IsSequence()) fail(path, "expected a list of backends");
+  std::vector<BackendConfig> backends;
+  std::set<IpAddress> seen;
+  for (size_t i = 0; i < node.size(); ++i) {
+    const std::string item = index(path, i);
+    check_keys(node[i], item, {"address", "weight"});
+    if (!node[i]["address"]) fail(join(item, "address"), "missing");
+    BackendConfig backend;
+    backend.address = address(node[i]["address"], join(item, "address"));
+    // TODO: IPv4-in-IPv6 would allow IPv6 backends behind IPv4 VIPs.
+    if (backend.address.family != vip_address.family) {
+      fail(join(item, "address"), backend.address.to_string() +
+                                      " is not of the VIP's address family (IP-in-IP keeps the "
+                                      "family: IPv4 backends for IPv4 VIPs, IPv6 for IPv6)");
+    }
+    if (!seen.insert(backend.address).second) {
+      fail(join(item, "address"), backend.address.to_string() + " is listed twice in this VIP");
+    }
+    if (node[i]["weight"]) {
+      backend.weight =
+          static_cast<uint32_t>(unsigned_integer(node[i]["weight"], join(item, "weight"), 0, 65535));
+    }
+    backends.push_back(backend);
+  }
+  return backends;
+}
+
+VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path,
+             {"address", "port", "protocol", "table_size", "encapsulation", "backends"});
+  for (const char* required : {"address", "port", "protocol"}) {
+    if (!node[required]) fail(join(path, required), "missing");
+  }
+  VipConfig vip;
+  vip.key.address = address(node["address"], join(path, "address"));
+  vip.key.port = static_cast<uint16_t>(unsigned_integer(node["port"], join(path, "port"), 0, 65535));
+  vip.key.protocol = protocol(node["protocol"], join(path, "protocol"));
+  if (node["table_size"]) {
+    const std::string field = join(path, "table_size");
+    const uint64_t size =
+        unsigned_integer(node["table_size"], field, SLUICE_MAGLEV_MIN_SIZE, SLUICE_MAGLEV_MAX_SIZE);
+    if (!is_valid_maglev_size(size)) {
+      fail(field, std::to_string(size) + " is not prime (Maglev needs a prime table size; use " +
+                      std::to_string(SLUICE_MAGLEV_DEFAULT_SIZE) + ")");
+    }
+    vip.table_size = static_cast<uint32_t>(size);
+  }
+  if (node["encapsulation"]) {
+    const std::string text = scalar(node["encapsulation"], join(path, "encapsulation"));
+    if (text != "ipip") fail(join(path, "encapsulation"), "'" + text + "' is not supported (use ipip)");
+  }
+  if (node["backends"]) {
+    vip.backends = parse_backends(node["backends"], join(path, "backends"), vip.key.address);
+  }
+  if (vip.backends.size() > vip.table_size) {
+    fail(join(path, "backends"), std::to_string(vip.backends.size()) +
+                                     " backends do not fit a table of " +
+                                     std::to_string(vip.table_size) + " slots");
+  }
+  return vip;
+}
+
+DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path,
+             {"main_lcore", "worker_lcores", "eal_args", "ports", "exception", "mbufs_per_worker",
+              "rx_descriptors", "tx_descriptors"});
+  DpdkConfig dpdk;
+  if (node["main_lcore"]) {
+    dpdk.main_lcore = static_cast<uint32_t>(
+        unsigned_integer(node["main_lcore"], join(path, "main_lcore"), 0, kMaxLcore));
+  }
+  if (node["worker_lcores"]) {
+    const std::string field = join(path, "worker_lcores");
+    if (!node["worker_lcores"].IsSequence() || node["worker_lcores"].size() == 0) {
+      fail(field, "expected a non-empty list of lcore ids");
+    }
+    dpdk.worker_lcores.clear();
+    std::set<uint32_t> seen{dpdk.main_lcore};
+    for (size_t i = 0; i < node["worker_lcores"].size(); ++i) {
+      const uint32_t lcore = static_cast<uint32_t>(
+          unsigned_integer(node["worker_lcores"][i], index(field, i), 0, kMaxLcore));
+      if (!seen.insert(lcore).second) {
+        fail(index(field, i), "lcore " + std::to_string(lcore) +
+                                  " is used twice (the main lcore and each worker need their own)");
+      }
+      dpdk.worker_lcores.push_back(lcore);
+    }
+  }
+  if (node["eal_args"]) {
+    const std::string field = join(path, "eal_args");
+    if (!node["eal_args"].IsSequence()) fail(field, "expected a list of strings");
+    for (size_t i = 0; i < node["eal_args"].size(); ++i) {
+      const std::string arg = scalar(node["eal_args"][i], index(field, i));
+      for (const char* owned : {"-l", "--lcores", "-c", "--main-lcore", "--vdev", "-a"}) {
+        if (arg == owned) {
+          fail(index(field, i), "'" + arg + "' is set by sluiced from main_lcore, worker_lcores "
+                                "and ports; remove it");
+        }
+      }
+      dpdk.eal_args.push_back(arg);
+    }
+    const auto has = [&](const char* arg) {
+      return std::find(dpdk.eal_args.begin(), dpdk.eal_args.end(), arg) != dpdk.eal_args.end();
+    };
+    if (has("--no-huge") && has("--in-memory")) {
+      fail(field, "--no-huge and --in-memory cannot be combined in DPDK 22.11 (use --no-huge "
+                  "with --no-shconf, or hugepages with --in-memory)");
+    }
+  }
+  if (!node["ports"] || !node["ports"].IsSequence() || node["ports"].size() == 0) {
+    fail(join(path, "ports"), "expected a non-empty list of ports");
+  }
+  for (size_t i = 0; i < node["ports"].size(); ++i) {
+    const std::string item = index(join(path, "ports"), i);
+    check_keys(node["ports"][i], item, {"device", "mtu"});
+    if (!node["ports"][i]["device"]) fail(join(item, "device"), "missing");
+    DpdkPortConfig port;
+    port.device = scalar(node["ports"][i]["device"], join(item, "device"));
+    if (port.device.empty()) fail(join(item, "device"), "empty");
+    if (node["ports"][i]["mtu"]) {
+      port.mtu = static_cast<uint32_t>(
+          unsigned_integer(node["ports"][i]["mtu"], join(item, "mtu"), 576, 9702));
+    }
+    dpdk.ports.push_back(port);
+  }
+  if (node["exception"]) {
+    const std::string field = join(path, "exception");
+    check_keys(node["exception"], field, {"interface"});
+    if (!node["exception"]["interface"]) fail(join(field, "interface"), "missing");
+    dpdk.exception_interface = scalar(node["exception"]["interface"], join(field, "interface"));
+    if (dpdk.exception_interface.empty() || dpdk.exception_interface.size() > 14) {
+      fail(join(field, "interface"), "'" + dpdk.exception_interface +
+                                         "' is not a valid interface name (1 to 14 characters)");
+    }
+  }
+  if (node["mbufs_per_worker"]) {
+    dpdk.mbufs_per_worker = static_cast<uint32_t>(unsigned_integer(
+        node["mbufs_per_worker"], join(path, "mbufs_per_worker"), 1024, 1u << 22));
+  }
+  if (node["rx_descriptors"]) {
+    dpdk.rx_descriptors = static_cast<uint16_t>(
+        unsigned_integer(node["rx_descriptors"], join(path, "rx_descriptors"), 64, 16384));
+  }
+  if (node["tx_descriptors"]) {
+    dpdk.tx_descriptors = static_cast<uint16_t>(
+        unsigned_integer(node["tx_descriptors"], join(path, "tx_descriptors"), 64, 16384));
+  }
+  return dpdk;
+}
+
+void parse_lb(const YAML::Node& node, Config& config) {
+  check_keys(node, "lb", {"ipv4", "ipv6", "next_hop"});
+  if (node["ipv4"]) config.source_ipv4 = address(node["ipv4"], "lb.ipv4", 4);
+  if (node["ipv6"]) config.source_ipv6 = address(node["ipv6"], "lb.ipv6", 6);
+  if (!node["next_hop"]) fail("lb.next_hop", "missing (give mac, or ipv4 to resolve it)");
+  check_keys(node["next_hop"], "lb.next_hop", {"mac", "ipv4"});
+  if (node["next_hop"]["mac"]) {
+    const std::string text = scalar(node["next_hop"]["mac"], "lb.next_hop.mac");
+    Result<MacAddress> mac = MacAddress::parse(text);
+    if (!mac) fail("lb.next_hop.mac", mac.error());
+    config.next_hop.mac = *mac;
+  }
+  if (node["next_hop"]["ipv4"]) {
+    config.next_hop.ipv4 = address(node["next_hop"]["ipv4"], "lb.next_hop.ipv4", 4);
+  }
+  if (!config.next_hop.mac && !config.next_hop.ipv4.is_set()) {
+    fail("lb.next_hop", "give mac, or ipv4 to resolve it through the exception interface");
+  }
+}
+
+void parse_flow_table(const YAML::Node& node, Config& config) {
+  check_keys(node, "flow_table", {"size", "tcp_timeout_s", "tcp_closing_timeout_s", "udp_timeout_s"});
+  if (node["size"]) {
+    config.flow_table_size =
+        static_cast<uint32_t>(unsigned_integer(node["size"], "flow_table.size", 1024, 1u << 28));
+  }
+  if (node["tcp_timeout_s"]) config.timeouts.tcp_ns = seconds_to_ns(node["tcp_timeout_s"], "flow_table.tcp_timeout_s");
+  if (node["tcp_closing_timeout_s"]) {
+    config.timeouts.tcp_closing_ns =
+        seconds_to_ns(node["tcp_closing_timeout_s"], "flow_table.tcp_closing_timeout_s");
+  }
+  if (node["udp_timeout_s"]) config.timeouts.udp_ns = seconds_to_ns(node["udp_timeout_s"], "flow_table.udp_timeout_s");
+}
+
+void check_cross_fields(const Config& config) {
+  std::set<VipKey> seen;
+  size_t backends = 0;
+  for (size_t i = 0; i < config.vips.size(); ++i) {
+    const VipConfig& vip = config.vips[i];
+    if (!seen.insert(vip.key).second) {
+      fail(index("vips", i), "VIP " + vip.key.to_string() + " is defined twice");
+    }
+    if (vip.key.address.is_v4() && !config.source_ipv4.is_set()) {
+      fail("lb.ipv4", "missing: VIP " + vip.key.to_string() + " needs an IPv4 outer source address");
+    }
+    if (vip.key.address.is_v6() && !config.source_ipv6.is_set()) {
+      fail("lb.ipv6", "missing: VIP " + vip.key.to_string() + " needs an IPv6 outer source address");
+    }
+    backends += vip.backends.size();
+  }
+  if (config.vips.size() > SLUICE_MAX_VIPS) {
+    fail("vips", std::to_string(config.vips.size()) + " VIPs exceed the limit of " +
+                     std::to_string(SLUICE_MAX_VIPS));
+  }
+  if (backends > SLUICE_MAX_BACKENDS) {
+    fail("vips", std::to_string(backends) + " backends in all exceed the limit of " +
+                     std::to_string(SLUICE_MAX_BACKENDS));
+  }
+}
+
+Config parse_root(const YAML::Node& root) {
+  check_keys(root, "", {"dataplane", "lb", "seed", "flow_table", "vips"});
+  Config config;
+  if (!root["dataplane"]) fail("dataplane", "missing");
+  check_keys(root["dataplane"], "dataplane", {"type", "dpdk"});
+  if (!root["dataplane"]["type"]) fail("dataplane.type", "missing (use dpdk)");
+  config.dataplane = scalar(root["dataplane"]["type"], "dataplane.type");
+  if (config.dataplane != "dpdk") {
+    fail("dataplane.type", "'" + config.dataplane + "' is not supported (use dpdk)");
+  }
+  if (!root["dataplane"]["dpdk"]) fail("dataplane.dpdk", "missing");
+  config.dpdk = parse_dpdk(root["dataplane"]["dpdk"], "dataplane.dpdk");
+
+  if (!root["lb"]) fail("lb", "missing");
+  parse_lb(root["lb"], config);
+  if (config.next_hop.ipv4.is_set() && config.dpdk.exception_interface.empty()) {
+    fail("dataplane.dpdk.exception", "missing: resolving lb.next_hop.ipv4 needs it");
+  }
+  if (root["seed"]) config.seed = static_cast<uint32_t>(unsigned_integer(root["seed"], "seed", 0, UINT32_MAX));
+  if (root["flow_table"]) parse_flow_table(root["flow_table"], config);
+
+  if (root["vips"]) {
+    if (!root["vips"].IsSequence()) fail("vips", "expected a list of VIPs");
+    for (size_t i = 0; i < root["vips"].size(); ++i) {
+      config.vips.push_back(parse_vip(root["vips"][i], index("vips", i)));
+    }
+  }
+  check_cross_fields(config);
+  return config;
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view yaml_text) {
+  try {
+    const YAML::Node root = YAML::Load(std::string(yaml_text));
+    return parse_root(root);
+  } catch (const ConfigError& error) {
+    return Error{error.message};
+  } catch (const YAML::Exception& error) {
+    return Error{"invalid YAML at line " + std::to_string(error.mark.line + 1) + ", column " +
+                 std::to_string(error.mark.column + 1) + ": " + error.msg};
+  }
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  std::ifstream file(path);
+  if (!file) return Error{"cannot read config file " + path + ": " + std::strerror(errno)};
+  std::stringstream text;
+  text << file.rdbuf();
+  Result<Config> config = parse_config(text.str());
+  if (!config) return Error{path + ": " + config.error()};
+  return config;
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,111 @@
+#include "sluice/control/snapshot_builder.h"
+
+#include <set>
+#include <string>
+
+#include "sluice/maglev.h"
+
+namespace sluice::control {
+namespace {
+
+// Returns the lowest slot below `limit` that `used` does not contain.
+Result<uint32_t> take_free_slot(std::set<uint32_t>& used, uint32_t limit, const char* what) {
+  uint32_t slot = 0;
+  for (uint32_t taken : used) {
+    if (taken != slot) break;
+    ++slot;
+  }
+  if (slot >= limit) {
+    return Error{std::string("no free ") + what + " slot (the limit is " + std::to_string(limit) + ")"};
+  }
+  used.insert(slot);
+  return slot;
+}
+
+BackendState state_for(const BackendConfig& backend) {
+  return backend.weight == 0 ? BackendState::kDrained : BackendState::kLive;
+}
+
+}  // namespace
+
+Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
+    const Config& config, const MacAddress& next_hop, std::vector<VipBuildReport>* report) {
+  State next;
+  next.next_uid = state_.next_uid;
+  next.generation = state_.generation + 1;
+
+  // Keep the slots of VIPs and backends that stay, so counters and flow entries keep
+  // pointing at the same thing; give new ones the lowest free slots.
+  std::set<uint32_t> used_vip_slots;
+  std::set<uint32_t> used_backend_slots;
+  for (const VipConfig& vip : config.vips) {
+    if (auto it = state_.vip_slots.find(vip.key); it != state_.vip_slots.end()) {
+      next.vip_slots[vip.key] = it->second;
+      used_vip_slots.insert(it->second);
+    }
+    for (const BackendConfig& backend : vip.backends) {
+      const auto key = std::make_pair(vip.key, backend.address);
+      if (auto it = state_.backend_slots.find(key); it != state_.backend_slots.end()) {
+        next.backend_slots[key] = it->second;
+        used_backend_slots.insert(it->second.slot);
+      }
+    }
+  }
+
+  auto snapshot = std::make_shared<Snapshot>();
+  snapshot->generation = next.generation;
+  snapshot->seed = config.seed;
+  snapshot->source_ipv4 = config.source_ipv4;
+  snapshot->source_ipv6 = config.source_ipv6;
+  snapshot->next_hop_mac = next_hop;
+  snapshot->timeouts = config.timeouts;
+
+  for (const VipConfig& vip_config : config.vips) {
+    if (!next.vip_slots.contains(vip_config.key)) {
+      Result<uint32_t> slot = take_free_slot(used_vip_slots, SLUICE_MAX_VIPS, "VIP");
+      if (!slot) return Error{"vip " + vip_config.key.to_string() + ": " + slot.error()};
+      next.vip_slots[vip_config.key] = *slot;
+    }
+    Vip vip;
+    vip.key = vip_config.key;
+    vip.slot = next.vip_slots[vip_config.key];
+    vip.encapsulation = vip_config.encapsulation;
+
+    std::vector<MaglevBackend> maglev_backends;
+    for (const BackendConfig& backend : vip_config.backends) {
+      const auto key = std::make_pair(vip_config.key, backend.address);
+      if (!next.backend_slots.contains(key)) {
+        Result<uint32_t> slot = take_free_slot(used_backend_slots, SLUICE_MAX_BACKENDS, "backend");
+        if (!slot) return Error{"vip " + vip_config.key.to_string() + ": " + slot.error()};
+        next.backend_slots[key] = {*slot, next.next_uid++};
+      }
+      const BackendAllocation& allocation = next.backend_slots[key];
+      if (snapshot->backends.size() <= allocation.slot) snapshot->backends.resize(allocation.slot + 1);
+      snapshot->backends[allocation.slot] = {allocation.uid, state_for(backend), backend.address,
+                                             backend.weight, vip.slot};
+      maglev_backends.push_back({backend.address, backend.weight, allocation.slot});
+    }
+
+    std::vector<uint32_t> previous;
+    if (auto it = state_.tables.find(vip.key); it != state_.tables.end()) previous = it->second;
+    Result<MaglevTable> table = build_maglev_table(maglev_backends, vip_config.table_size, previous);
+    if (!table) return Error{"vip " + vip.key.to_string() + ": " + table.error()};
+
+    if (report != nullptr) {
+      VipBuildReport entry{vip.key, {}, table->changed_slots, vip_config.table_size};
+      for (const MaglevSlotCount& count : table->slot_counts) {
+        entry.slots_per_backend.emplace_back(snapshot->backends[count.id].address, count.slots);
+      }
+      report->push_back(std::move(entry));
+    }
+    next.tables[vip.key] = table->entries;
+    vip.maglev = std::move(table->entries);
+    snapshot->vips.push_back(std::move(vip));
+  }
+
+  snapshot->index_vips();
+  state_ = std::move(next);
+  return std::shared_ptr<const Snapshot>(std::move(snapshot));
+}
+
+}  // namespace sluice::control

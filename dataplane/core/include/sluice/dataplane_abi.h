@@ -1,0 +1,74 @@
+/*
+ * Facts that the C++ data planes and the BPF programs share: limits, drop reasons and
+ * verdicts. Both sides compile this header, so nothing here is kept in sync by hand.
+ */
+#ifndef SLUICE_DATAPLANE_ABI_H
+#define SLUICE_DATAPLANE_ABI_H
+
+/* Backend and VIP slots are stable small integers that index counters and tables. */
+#define SLUICE_MAX_VIPS 1024
+#define SLUICE_MAX_BACKENDS 16384
+
+/* Maglev table sizes: primes in this closed range. 65537 is the default. */
+#define SLUICE_MAGLEV_MIN_SIZE 7
+#define SLUICE_MAGLEV_MAX_SIZE 16777213
+#define SLUICE_MAGLEV_DEFAULT_SIZE 65537
+
+/* Outer header defaults for IP-in-IP. */
+#define SLUICE_OUTER_TTL 64
+
+/* The two hashes of a backend's identity that give its Maglev permutation. */
+#define SLUICE_MAGLEV_OFFSET_SEED 0x9e3779b9u
+#define SLUICE_MAGLEV_SKIP_SEED 0x7f4a7c15u
+
+/*
+ * Drop reasons: X(enumerator suffix, exported name). The C++ enum and the BPF counter index
+ * are generated from this list, so a reason has one number and one name everywhere.
+ */
+#define SLUICE_DROP_REASONS(X)                                                                  \
+  X(TruncatedEthernet, "truncated_ethernet")                                                    \
+  X(TruncatedVlan, "truncated_vlan")                                                            \
+  X(TooManyVlanTags, "too_many_vlan_tags")                                                      \
+  X(TruncatedIpv4, "truncated_ipv4")                                                            \
+  X(Ipv4BadVersion, "ipv4_bad_version")                                                         \
+  X(Ipv4HeaderTooShort, "ipv4_header_too_short")                                                \
+  X(Ipv4HeaderPastTotalLength, "ipv4_header_past_total_length")                                 \
+  X(Ipv4TotalLengthPastFrame, "ipv4_total_length_past_frame")                                   \
+  X(TruncatedIpv6, "truncated_ipv6")                                                            \
+  X(Ipv6BadVersion, "ipv6_bad_version")                                                         \
+  X(Ipv6PayloadLengthPastFrame, "ipv6_payload_length_past_frame")                               \
+  X(TruncatedIpv6ExtensionHeader, "truncated_ipv6_extension_header")                            \
+  X(TooManyIpv6ExtensionHeaders, "too_many_ipv6_extension_headers")                             \
+  X(TruncatedTcp, "truncated_tcp")                                                              \
+  X(TcpBadDataOffset, "tcp_bad_data_offset")                                                    \
+  X(TruncatedUdp, "truncated_udp")                                                              \
+  X(NoBackend, "no_backend")                                                                    \
+  X(NoNextHop, "no_next_hop")                                                                   \
+  X(UnsupportedEncapsulation, "unsupported_encapsulation")                                      \
+  X(TooBigAfterEncapsulation, "too_big_after_encapsulation")                                    \
+  X(NoHeadroom, "no_headroom")                                                                  \
+  X(TxQueueFull, "tx_queue_full")                                                               \
+  X(ExceptionQueueFull, "exception_queue_full")                                                 \
+  X(MultiSegmentMbuf, "multi_segment_mbuf")
+
+enum sluice_drop_reason {
+  SLUICE_DROP_NONE = 0,
+#define SLUICE_DROP_ENUM(suffix, name) SLUICE_DROP_##suffix,
+  SLUICE_DROP_REASONS(SLUICE_DROP_ENUM)
+#undef SLUICE_DROP_ENUM
+  SLUICE_DROP_COUNT
+};
+
+/* What happens to a packet. */
+enum sluice_action {
+  SLUICE_ACTION_DROP = 0,
+  SLUICE_ACTION_FORWARD = 1,   /* encapsulated, sent to a backend */
+  SLUICE_ACTION_TO_KERNEL = 2, /* not for a VIP: the host kernel handles it */
+};
+
+/* Per-VIP encapsulation. GUE joins IP-in-IP here. */
+enum sluice_encapsulation {
+  SLUICE_ENCAP_IPIP = 0,
+};
+
+#endif /* SLUICE_DATAPLANE_ABI_H */

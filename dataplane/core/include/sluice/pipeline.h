@@ -1,0 +1,121 @@
+// The per-packet pipeline: parse, classify, look up the flow, pick a backend, encapsulate and
+// count. One Pipeline belongs to one worker; it holds the worker's flow table and counters.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+#include "sluice/encap.h"
+#include "sluice/flow_table.h"
+#include "sluice/packet.h"
+#include "sluice/snapshot.h"
+
+namespace sluice {
+
+// A counter with one writer (its worker) and any number of readers. Relaxed loads and stores
+// compile to plain moves, so counting costs no locked instruction.
+class Counter {
+ public:
+  void add(uint64_t n) { value_.store(value_.load(std::memory_order_relaxed) + n,
+                                      std::memory_order_relaxed); }
+  uint64_t get() const { return value_.load(std::memory_order_relaxed); }
+
+ private:
+  std::atomic<uint64_t> value_{0};
+};
+
+struct VipCounters {
+  Counter packets;
+  Counter bytes;  // bytes received, before encapsulation
+};
+
+struct BackendCounters {
+  Counter packets;
+  Counter bytes;      // bytes sent, after encapsulation
+  Counter new_flows;  // TCP SYNs that created or changed an entry, and new UDP flows
+};
+
+struct PipelineCounters {
+  std::vector<VipCounters> vips = std::vector<VipCounters>(SLUICE_MAX_VIPS);
+  std::vector<BackendCounters> backends = std::vector<BackendCounters>(SLUICE_MAX_BACKENDS);
+  std::array<Counter, kDropReasonCount> drops{};
+  Counter received;
+  Counter forwarded;
+  Counter to_kernel;
+  // Non-SYN TCP packets without a flow entry, served from the Maglev table: another load
+  // balancer or a restart served the flow before, or the table evicted it.
+  Counter non_syn_misses;
+  Counter fragments;
+};
+
+// Plain sums of one or more pipelines' counters, for reports.
+struct PipelineTotals {
+  struct Traffic {
+    uint64_t packets = 0;
+    uint64_t bytes = 0;
+    uint64_t new_flows = 0;  // backends only
+  };
+  std::vector<Traffic> vips = std::vector<Traffic>(SLUICE_MAX_VIPS);
+  std::vector<Traffic> backends = std::vector<Traffic>(SLUICE_MAX_BACKENDS);
+  std::array<uint64_t, kDropReasonCount> drops{};
+  uint64_t received = 0;
+  uint64_t forwarded = 0;
+  uint64_t to_kernel = 0;
+  uint64_t non_syn_misses = 0;
+  uint64_t fragments = 0;
+  uint64_t flow_entries = 0;
+  uint64_t flow_capacity = 0;
+  uint64_t flow_evictions = 0;
+};
+
+// Where a packet leaves: the port's MAC and L3 MTU.
+struct EgressPort {
+  MacAddress mac;
+  uint32_t mtu = 1500;
+};
+
+struct Verdict {
+  Action action = Action::kDrop;
+  DropReason drop = DropReason::kNone;
+  uint32_t backend = kNoSlot;  // backend slot for kForward
+  static constexpr uint32_t kNoSlot = UINT32_MAX;
+};
+
+class Pipeline {
+ public:
+  explicit Pipeline(uint32_t flow_table_capacity);
+
+  // Runs one packet through every step. On kForward, `packet` holds the encapsulated frame
+  // (its data pointer moved into the headroom); otherwise it is unchanged.
+  Verdict process(const Snapshot& snapshot, PacketBuffer& packet, const EgressPort& egress,
+                  uint64_t now_ns);
+
+  // Counts a drop that happens outside the pipeline, such as a full TX queue.
+  void count_drop(DropReason reason) { counters_.drops[static_cast<int>(reason)].add(1); }
+
+  const PipelineCounters& counters() const { return counters_; }
+
+  // Adds this pipeline's counters to `totals`. Safe to call from another thread while the
+  // worker runs, except for the flow table figures, which may be a burst out of date.
+  void add_to(PipelineTotals& totals) const;
+  const FlowTable& flow_table() const { return flow_table_; }
+
+ private:
+  struct Selection {
+    uint32_t backend = Verdict::kNoSlot;
+    bool new_flow = false;
+  };
+
+  Selection select_backend(const Snapshot& snapshot, const Vip& vip, const ParsedPacket& parsed,
+                           uint32_t hash, uint64_t now_ns);
+  Selection select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
+                               const ParsedPacket& parsed, uint32_t hash, uint64_t now_ns);
+  Verdict drop(DropReason reason);
+
+  FlowTable flow_table_;
+  PipelineCounters counters_;
+};
+
+}  // namespace sluice

@@ -1,0 +1,95 @@
+// The immutable state that workers read: VIPs, backends, Maglev tables and options. The
+// control plane builds a new snapshot for every change and publishes it whole; a worker reads
+// the current pointer once per burst.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "sluice/dataplane_abi.h"
+#include "sluice/flow_hash.h"
+#include "sluice/flow_table.h"
+#include "sluice/ip_address.h"
+
+namespace sluice {
+
+enum class BackendState : uint8_t {
+  kRemoved = 0,  // the slot is free; flow entries that point at it are invalid
+  kLive = 1,     // in the Maglev table
+  kDrained = 2,  // weight 0: no new flows, existing flow entries stay valid
+  kDown = 3,     // failed health checks: flow entries are invalid
+};
+
+struct BackendSlot {
+  uint32_t uid = 0;  // changes whenever the slot is given to another backend
+  BackendState state = BackendState::kRemoved;
+  IpAddress address;
+  uint32_t weight = 0;
+  uint32_t vip_slot = 0;  // the VIP this backend serves
+};
+
+struct VipKey {
+  IpAddress address;
+  uint16_t port = 0;  // host byte order; 0 takes every port
+  uint8_t protocol = 0;
+
+  std::string to_string() const;  // "203.0.113.10:80/tcp", "[2001:db8::10]:443/udp"
+  auto operator<=>(const VipKey&) const = default;
+};
+
+struct Vip {
+  VipKey key;
+  uint32_t slot = 0;  // index of the VIP's counters, stable across snapshots
+  sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  std::vector<uint32_t> maglev;  // backend slots; kMaglevEmpty where no backend is live
+};
+
+struct Snapshot {
+  uint64_t generation = 0;
+  uint32_t seed = 0;
+  IpAddress source_ipv4;  // outer source for IPv4 backends
+  IpAddress source_ipv6;  // outer source for IPv6 backends
+  MacAddress next_hop_mac;
+  FlowTimeouts timeouts;
+  std::vector<BackendSlot> backends;  // indexed by backend slot
+  std::vector<Vip> vips;
+
+  // Builds the lookup index; call once after filling `vips`, before publishing.
+  void index_vips();
+
+  // Finds the VIP of a packet's destination: (address, port, protocol) first, then the
+  // port-0 VIP of that address and protocol. Fragments carry no ports, so they use
+  // find_fragment_vip instead.
+  const Vip* find_vip(const sluice_flow_key& key) const;
+
+  // The VIP that every fragment to (address, protocol) goes to: the port-0 VIP if there is
+  // one, else the VIP with the lowest port. First and later fragments carry different
+  // headers, so one rule for both keeps a datagram's fragments on one backend.
+  const Vip* find_fragment_vip(const sluice_flow_key& key) const;
+
+  // Returns whether a flow entry still points at a backend that may serve it.
+  bool backend_accepts_flow(uint32_t slot, uint32_t uid) const {
+    if (slot >= backends.size()) return false;
+    const BackendSlot& backend = backends[slot];
+    return backend.uid == uid &&
+           (backend.state == BackendState::kLive || backend.state == BackendState::kDrained);
+  }
+
+ private:
+  struct IndexEntry {
+    sluice_u32 address[4];
+    uint16_t port;
+    uint8_t protocol;
+    uint8_t family;
+    int32_t vip;  // index into vips, or -1 for a free entry
+  };
+
+  const Vip* lookup(const sluice_u32 address[4], uint8_t family, uint16_t port,
+                    uint8_t protocol, const std::vector<IndexEntry>& index) const;
+
+  std::vector<IndexEntry> exact_index_;     // (address, port, protocol)
+  std::vector<IndexEntry> fragment_index_;  // (address, protocol), port field 0
+};
+
+}  // namespace sluice

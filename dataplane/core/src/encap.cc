@@ -1,0 +1,97 @@
+#include "sluice/encap.h"
+
+#include <cstring>
+
+#include "sluice/dataplane_abi.h"
+
+namespace sluice {
+namespace {
+
+void store_be16(uint8_t* p, uint16_t value) {
+  p[0] = static_cast<uint8_t>(value >> 8);
+  p[1] = static_cast<uint8_t>(value);
+}
+
+void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& parsed,
+                      const EncapsulationParams& params) {
+  outer[0] = 0x45;  // version 4, IHL 5: no options
+  outer[1] = parsed.traffic_class;
+  store_be16(outer + 2, static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length));
+  // The inner datagram's ID: it changes per packet, as RFC 6864 asks of datagrams that may
+  // be fragmented, and it is the same on every data plane for the same packet.
+  outer[4] = inner[4];
+  outer[5] = inner[5];
+  store_be16(outer + 6, parsed.dont_fragment ? 0x4000 : 0);
+  outer[8] = SLUICE_OUTER_TTL;
+  outer[9] = kProtocolIpip;
+  outer[10] = 0;
+  outer[11] = 0;
+  std::memcpy(outer + 12, params.outer_source.bytes.data(), 4);
+  std::memcpy(outer + 16, params.outer_destination.bytes.data(), 4);
+  const uint16_t checksum = ipv4_header_checksum(outer, kIpv4HeaderSize);
+  std::memcpy(outer + 10, &checksum, 2);
+}
+
+void write_outer_ipv6(uint8_t* outer, const ParsedPacket& parsed,
+                      const EncapsulationParams& params) {
+  // The flow label spreads flows over ECMP paths and receive queues (RFC 6438); it is the
+  // low 20 bits of the flow hash, so one flow keeps one label.
+  const uint32_t flow_label = params.flow_hash & 0xfffff;
+  outer[0] = static_cast<uint8_t>(0x60 | (parsed.traffic_class >> 4));
+  outer[1] = static_cast<uint8_t>((parsed.traffic_class << 4) | (flow_label >> 16));
+  store_be16(outer + 2, static_cast<uint16_t>(flow_label));
+  store_be16(outer + 4, parsed.l3_length);
+  outer[6] = kProtocolIpv6;
+  outer[7] = SLUICE_OUTER_TTL;
+  std::memcpy(outer + 8, params.outer_source.bytes.data(), 16);
+  std::memcpy(outer + 24, params.outer_destination.bytes.data(), 16);
+}
+
+}  // namespace
+
+uint16_t ipv4_header_checksum(const uint8_t* header, uint32_t length) {
+  uint32_t sum = 0;
+  for (uint32_t i = 0; i + 1 < length; i += 2) {
+    sum += static_cast<uint32_t>((header[i] << 8) | header[i + 1]);
+  }
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t folded = static_cast<uint16_t>(~sum);
+  uint8_t bytes[2] = {static_cast<uint8_t>(folded >> 8), static_cast<uint8_t>(folded)};
+  uint16_t network_order;
+  std::memcpy(&network_order, bytes, 2);
+  return network_order;
+}
+
+DropReason encapsulate_ipip(PacketBuffer& packet, const ParsedPacket& parsed,
+                            const EncapsulationParams& params) {
+  // TODO: IPv4-in-IPv6 for IPv4 VIPs with IPv6 backends; until then the config rejects a
+  // backend whose family differs from its VIP's.
+  if (params.outer_destination.family != parsed.family ||
+      params.outer_source.family != parsed.family) {
+    return DropReason::kUnsupportedEncapsulation;
+  }
+  const uint32_t overhead = parsed.family == 4 ? kIpv4HeaderSize : kIpv6HeaderSize;
+  // TODO: answer with ICMP fragmentation needed or packet too big (MTU minus overhead) instead
+  // of dropping; the drop is counted under this reason until then.
+  if (parsed.l3_length + overhead > params.mtu) return DropReason::kTooBigAfterEncapsulation;
+  if (packet.headroom < overhead) return DropReason::kNoHeadroom;
+
+  uint8_t* frame = packet.data - overhead;
+  std::memmove(frame, packet.data, parsed.l3_offset);
+  std::memcpy(frame, params.destination_mac.bytes.data(), 6);
+  std::memcpy(frame + 6, params.source_mac.bytes.data(), 6);
+
+  uint8_t* outer = frame + parsed.l3_offset;
+  if (parsed.family == 4) {
+    write_outer_ipv4(outer, outer + overhead, parsed, params);
+  } else {
+    write_outer_ipv6(outer, parsed, params);
+  }
+
+  packet.data = frame;
+  packet.headroom -= overhead;
+  packet.length = parsed.l3_offset + overhead + parsed.l3_length;
+  return DropReason::kNone;
+}
+
+}  // namespace sluice

@@ -1,0 +1,206 @@
+#include "sluice/packet.h"
+
+#include <cstring>
+
+namespace sluice {
+namespace {
+
+constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
+constexpr uint16_t kEtherTypeVlan = 0x8100;  // 802.1Q
+constexpr uint16_t kEtherTypeQinQ = 0x88a8;  // 802.1ad
+constexpr uint32_t kEthernetHeaderSize = 14;
+constexpr uint32_t kVlanTagSize = 4;
+constexpr int kMaxVlanTags = 2;
+
+constexpr uint8_t kIpv6HopByHop = 0;
+constexpr uint8_t kIpv6Routing = 43;
+constexpr uint8_t kIpv6Fragment = 44;
+constexpr uint8_t kIpv6Ah = 51;
+constexpr uint8_t kIpv6DestinationOptions = 60;
+
+uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
+
+// A read-only cursor over the frame. Every header read goes through has(), so no step can
+// read past the end of the frame (or of the IP datagram, once `limit` shrinks to it).
+struct Cursor {
+  const uint8_t* frame;
+  uint32_t limit;
+
+  bool has(uint32_t offset, uint32_t size) const {
+    return offset <= limit && size <= limit - offset;
+  }
+};
+
+DropReason parse_ethernet(Cursor& cursor, ParsedPacket& out, uint16_t& ether_type) {
+  if (!cursor.has(0, kEthernetHeaderSize)) return DropReason::kTruncatedEthernet;
+  uint32_t offset = 12;
+  ether_type = load_be16(cursor.frame + offset);
+  offset += 2;
+
+  while (ether_type == kEtherTypeVlan || ether_type == kEtherTypeQinQ) {
+    if (out.vlan_tags == kMaxVlanTags) return DropReason::kTooManyVlanTags;
+    if (!cursor.has(offset, kVlanTagSize)) return DropReason::kTruncatedVlan;
+    ether_type = load_be16(cursor.frame + offset + 2);
+    offset += kVlanTagSize;
+    ++out.vlan_tags;
+  }
+  out.l3_offset = static_cast<uint16_t>(offset);
+  return DropReason::kNone;
+}
+
+DropReason parse_ipv4(Cursor& cursor, ParsedPacket& out) {
+  const uint32_t l3 = out.l3_offset;
+  if (!cursor.has(l3, kIpv4HeaderSize)) return DropReason::kTruncatedIpv4;
+  const uint8_t* ip = cursor.frame + l3;
+  if ((ip[0] >> 4) != 4) return DropReason::kIpv4BadVersion;
+
+  const uint32_t header_length = (ip[0] & 0x0f) * 4u;
+  const uint32_t total_length = load_be16(ip + 2);
+  if (header_length < kIpv4HeaderSize) return DropReason::kIpv4HeaderTooShort;
+  if (header_length > total_length) return DropReason::kIpv4HeaderPastTotalLength;
+  if (!cursor.has(l3, total_length)) return DropReason::kIpv4TotalLengthPastFrame;
+
+  // From here on, nothing past the datagram counts: Ethernet padding is not L4 data.
+  cursor.limit = l3 + total_length;
+  const uint16_t fragment_field = load_be16(ip + 6);
+  out.family = 4;
+  out.traffic_class = ip[1];
+  out.dont_fragment = (fragment_field & 0x4000) != 0;
+  out.fragment = (fragment_field & 0x3fff) != 0;  // MF or a non-zero offset
+  out.protocol = ip[9];
+  out.l3_length = static_cast<uint16_t>(total_length);
+  out.l4_offset = static_cast<uint16_t>(l3 + header_length);
+  out.key.family = 4;
+  out.key.protocol = ip[9];
+  std::memcpy(&out.key.src[0], ip + 12, 4);
+  std::memcpy(&out.key.dst[0], ip + 16, 4);
+  return DropReason::kNone;
+}
+
+// Walks IPv6 extension headers up to the upper-layer header. Hop-by-Hop, Routing and
+// Destination Options give their length in 8-byte units not counting the first 8 (RFC 8200
+// section 4); AH in 4-byte units not counting the first 8 (RFC 4302 section 2.2); the
+// Fragment header is always 8 bytes.
+DropReason parse_ipv6_extensions(Cursor& cursor, ParsedPacket& out, uint8_t next_header) {
+  uint32_t offset = out.l3_offset + kIpv6HeaderSize;
+  for (int i = 0; i < kMaxIpv6ExtensionHeaders; ++i) {
+    switch (next_header) {
+      case kIpv6HopByHop:
+      case kIpv6Routing:
+      case kIpv6DestinationOptions:
+      case kIpv6Ah: {
+        if (!cursor.has(offset, 8)) return DropReason::kTruncatedIpv6ExtensionHeader;
+        const uint8_t* header = cursor.frame + offset;
+        const uint32_t length = next_header == kIpv6Ah ? (header[1] + 2u) * 4u
+                                                       : (header[1] + 1u) * 8u;
+        if (!cursor.has(offset, length)) return DropReason::kTruncatedIpv6ExtensionHeader;
+        next_header = header[0];
+        offset += length;
+        break;
+      }
+      case kIpv6Fragment: {
+        if (!cursor.has(offset, 8)) return DropReason::kTruncatedIpv6ExtensionHeader;
+        const uint8_t* header = cursor.frame + offset;
+        const uint16_t offset_and_flags = load_be16(header + 2);
+        out.fragment = (offset_and_flags & 0xfff9) != 0;  // offset (13 bits) or M flag
+        next_header = header[0];
+        offset += 8;
+        break;
+      }
+      default:
+        out.protocol = next_header;
+        out.key.protocol = next_header;
+        out.l4_offset = static_cast<uint16_t>(offset);
+        return DropReason::kNone;
+    }
+  }
+  return DropReason::kTooManyIpv6ExtensionHeaders;
+}
+
+DropReason parse_ipv6(Cursor& cursor, ParsedPacket& out) {
+  const uint32_t l3 = out.l3_offset;
+  if (!cursor.has(l3, kIpv6HeaderSize)) return DropReason::kTruncatedIpv6;
+  const uint8_t* ip = cursor.frame + l3;
+  if ((ip[0] >> 4) != 6) return DropReason::kIpv6BadVersion;
+
+  const uint32_t payload_length = load_be16(ip + 4);
+  if (!cursor.has(l3 + kIpv6HeaderSize, payload_length)) {
+    return DropReason::kIpv6PayloadLengthPastFrame;
+  }
+  cursor.limit = l3 + kIpv6HeaderSize + payload_length;
+  out.family = 6;
+  out.traffic_class = static_cast<uint8_t>(((ip[0] & 0x0f) << 4) | (ip[1] >> 4));
+  out.l3_length = static_cast<uint16_t>(kIpv6HeaderSize + payload_length);
+  out.key.family = 6;
+  std::memcpy(out.key.src, ip + 8, 16);
+  std::memcpy(out.key.dst, ip + 24, 16);
+  return parse_ipv6_extensions(cursor, out, ip[6]);
+}
+
+DropReason parse_transport(const Cursor& cursor, ParsedPacket& out) {
+  const uint32_t l4 = out.l4_offset;
+  const uint8_t* header = cursor.frame + l4;
+  switch (out.protocol) {
+    case kProtocolTcp: {
+      if (!cursor.has(l4, 20)) return DropReason::kTruncatedTcp;
+      const uint32_t data_offset = (header[12] >> 4) * 4u;
+      if (data_offset < 20) return DropReason::kTcpBadDataOffset;
+      if (!cursor.has(l4, data_offset)) return DropReason::kTruncatedTcp;
+      out.tcp_flags = header[13];
+      break;
+    }
+    case kProtocolUdp:
+      if (!cursor.has(l4, 8)) return DropReason::kTruncatedUdp;
+      break;
+    default:
+      return DropReason::kNone;  // ICMP and the rest carry no ports
+  }
+  std::memcpy(&out.key.src_port, header, 2);
+  std::memcpy(&out.key.dst_port, header + 2, 2);
+  out.has_ports = true;
+  return DropReason::kNone;
+}
+
+}  // namespace
+
+std::string_view drop_reason_name(DropReason reason) {
+  switch (reason) {
+    case DropReason::kNone:
+      return "none";
+#define SLUICE_DROP_NAME_CASE(suffix, name) \
+  case DropReason::k##suffix:               \
+    return name;
+      SLUICE_DROP_REASONS(SLUICE_DROP_NAME_CASE)
+#undef SLUICE_DROP_NAME_CASE
+  }
+  return "unknown";
+}
+
+ParseResult parse_packet(std::span<const uint8_t> frame) {
+  ParseResult result;
+  ParsedPacket& out = result.packet;
+  Cursor cursor{frame.data(), static_cast<uint32_t>(frame.size())};
+
+  uint16_t ether_type = 0;
+  result.drop = parse_ethernet(cursor, out, ether_type);
+  if (result.drop != DropReason::kNone) return result;
+
+  if (ether_type == kEtherTypeIpv4) {
+    result.drop = parse_ipv4(cursor, out);
+  } else if (ether_type == kEtherTypeIpv6) {
+    result.drop = parse_ipv6(cursor, out);
+  } else {
+    return result;  // ARP, LLDP and the rest: family 0, for the kernel
+  }
+  if (result.drop != DropReason::kNone) return result;
+
+  // A fragment's transport header is in the first fragment only, so fragments are hashed
+  // on (source, destination, protocol) and their ports are never read.
+  if (out.fragment) return result;
+
+  result.drop = parse_transport(cursor, out);
+  return result;
+}
+
+}  // namespace sluice

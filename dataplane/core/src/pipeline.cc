@@ -1,0 +1,170 @@
+#include "sluice/pipeline.h"
+
+#include "sluice/maglev.h"
+
+namespace sluice {
+namespace {
+
+bool is_syn(const ParsedPacket& parsed) {
+  return (parsed.tcp_flags & (kTcpSyn | kTcpAck)) == kTcpSyn;
+}
+
+uint32_t pick_from_table(const Vip& vip, uint32_t hash) {
+  const uint32_t size = static_cast<uint32_t>(vip.maglev.size());
+  if (size == 0) return Verdict::kNoSlot;
+  const uint32_t backend = vip.maglev[sluice_maglev_slot(hash, size)];
+  return backend == kMaglevEmpty ? Verdict::kNoSlot : backend;
+}
+
+}  // namespace
+
+Pipeline::Pipeline(uint32_t flow_table_capacity) : flow_table_(flow_table_capacity) {}
+
+void Pipeline::add_to(PipelineTotals& totals) const {
+  for (size_t i = 0; i < totals.vips.size(); ++i) {
+    totals.vips[i].packets += counters_.vips[i].packets.get();
+    totals.vips[i].bytes += counters_.vips[i].bytes.get();
+  }
+  for (size_t i = 0; i < totals.backends.size(); ++i) {
+    totals.backends[i].packets += counters_.backends[i].packets.get();
+    totals.backends[i].bytes += counters_.backends[i].bytes.get();
+    totals.backends[i].new_flows += counters_.backends[i].new_flows.get();
+  }
+  for (int i = 0; i < kDropReasonCount; ++i) totals.drops[i] += counters_.drops[i].get();
+  totals.received += counters_.received.get();
+  totals.forwarded += counters_.forwarded.get();
+  totals.to_kernel += counters_.to_kernel.get();
+  totals.non_syn_misses += counters_.non_syn_misses.get();
+  totals.fragments += counters_.fragments.get();
+  totals.flow_entries += flow_table_.counters().entries;
+  totals.flow_capacity += flow_table_.capacity();
+  totals.flow_evictions += flow_table_.counters().evictions;
+}
+
+Verdict Pipeline::drop(DropReason reason) {
+  counters_.drops[static_cast<int>(reason)].add(1);
+  return Verdict{Action::kDrop, reason};
+}
+
+Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
+                          const EgressPort& egress, uint64_t now_ns) {
+  counters_.received.add(1);
+
+  const ParseResult parse = parse_packet({packet.data, packet.length});
+  if (parse.drop != DropReason::kNone) return drop(parse.drop);
+  const ParsedPacket& parsed = parse.packet;
+
+  // Classify: traffic that is not for a VIP (ARP, the host's own addresses, ICMP) belongs to
+  // the kernel.
+  // TODO: ICMP errors that quote a VIP flow go to that flow's backend; they take the kernel
+  // path until then.
+  const Vip* vip = nullptr;
+  if (parsed.family != 0) {
+    vip = parsed.fragment ? snapshot.find_fragment_vip(parsed.key) : snapshot.find_vip(parsed.key);
+  }
+  if (vip == nullptr) {
+    counters_.to_kernel.add(1);
+    return Verdict{Action::kToKernel};
+  }
+  counters_.vips[vip->slot].packets.add(1);
+  counters_.vips[vip->slot].bytes.add(packet.length);
+
+  const uint32_t hash = sluice_flow_hash(&parsed.key, snapshot.seed);
+  Selection selection;
+  if (parsed.fragment) {
+    // Stateless: the key of a fragment has no ports, so every fragment of a datagram hashes
+    // on (source, destination, protocol) to the same backend.
+    counters_.fragments.add(1);
+    selection.backend = pick_from_table(*vip, hash);
+  } else {
+    selection = select_backend(snapshot, *vip, parsed, hash, now_ns);
+  }
+  if (selection.backend == Verdict::kNoSlot) return drop(DropReason::kNoBackend);
+  if (snapshot.next_hop_mac.is_zero()) return drop(DropReason::kNoNextHop);
+
+  const BackendSlot& backend = snapshot.backends[selection.backend];
+  const IpAddress& source = backend.address.is_v4() ? snapshot.source_ipv4 : snapshot.source_ipv6;
+  const EncapsulationParams params{egress.mac, snapshot.next_hop_mac, source, backend.address,
+                                   hash, egress.mtu};
+  const DropReason encapsulation_drop = encapsulate_ipip(packet, parsed, params);
+  if (encapsulation_drop != DropReason::kNone) return drop(encapsulation_drop);
+
+  BackendCounters& counters = counters_.backends[selection.backend];
+  counters.packets.add(1);
+  counters.bytes.add(packet.length);
+  if (selection.new_flow) counters.new_flows.add(1);
+  counters_.forwarded.add(1);
+  return Verdict{Action::kForward, DropReason::kNone, selection.backend};
+}
+
+Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip& vip,
+                                             const ParsedPacket& parsed, uint32_t hash,
+                                             uint64_t now_ns) {
+  if (parsed.protocol == kProtocolTcp) {
+    return select_tcp_backend(snapshot, vip, parsed, hash, now_ns);
+  }
+
+  Selection selection;
+  const uint64_t expires = now_ns + snapshot.timeouts.udp_ns;
+  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
+  if (entry != nullptr && snapshot.backend_accepts_flow(entry->backend, entry->backend_uid)) {
+    entry->expires_ns = expires;
+    selection.backend = entry->backend;
+    return selection;
+  }
+
+  selection.backend = pick_from_table(vip, hash);
+  if (selection.backend == Verdict::kNoSlot) return selection;
+  entry = flow_table_.insert(parsed.key, hash, expires, now_ns);
+  entry->backend = selection.backend;
+  entry->backend_uid = snapshot.backends[selection.backend].uid;
+  selection.new_flow = true;
+  return selection;
+}
+
+Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
+                                                 const ParsedPacket& parsed, uint32_t hash,
+                                                 uint64_t now_ns) {
+  Selection selection;
+  const bool closing = (parsed.tcp_flags & (kTcpFin | kTcpRst)) != 0;
+  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
+
+  // A SYN always takes the current table's choice, so a client that reuses a source port
+  // never sticks to the backend of an older connection. A retransmitted SYN that finds its
+  // own entry unchanged is not a new flow.
+  if (is_syn(parsed)) {
+    selection.backend = pick_from_table(vip, hash);
+    if (selection.backend == Verdict::kNoSlot) return selection;
+    const uint32_t uid = snapshot.backends[selection.backend].uid;
+    selection.new_flow = entry == nullptr || entry->backend != selection.backend ||
+                         entry->backend_uid != uid || (entry->flags & kFlowClosing) != 0;
+    entry = flow_table_.insert(parsed.key, hash, now_ns + snapshot.timeouts.tcp_ns, now_ns);
+    entry->backend = selection.backend;
+    entry->backend_uid = uid;
+    return selection;
+  }
+
+  if (entry != nullptr && snapshot.backend_accepts_flow(entry->backend, entry->backend_uid)) {
+    if (closing) entry->flags |= kFlowClosing;
+    const bool closed = (entry->flags & kFlowClosing) != 0;
+    entry->expires_ns = now_ns + (closed ? snapshot.timeouts.tcp_closing_ns
+                                         : snapshot.timeouts.tcp_ns);
+    selection.backend = entry->backend;
+    return selection;
+  }
+
+  // A non-SYN packet without a valid entry: another load balancer or an earlier run of this
+  // one served the flow, or its backend went away. The table's choice is what every
+  // instance with the same backends would pick.
+  counters_.non_syn_misses.add(1);
+  selection.backend = pick_from_table(vip, hash);
+  if (selection.backend == Verdict::kNoSlot) return selection;
+  const uint64_t timeout = closing ? snapshot.timeouts.tcp_closing_ns : snapshot.timeouts.tcp_ns;
+  entry = flow_table_.insert(parsed.key, hash, now_ns + timeout, now_ns);
+  entry->backend = selection.backend;
+  entry->backend_uid = snapshot.backends[selection.backend].uid;
+  if (closing) entry->flags |= kFlowClosing;
+  return selection;
+}
+
+}  // namespace sluice

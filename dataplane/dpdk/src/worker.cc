@@ -1,0 +1,118 @@
+// The worker loop: receive a burst, prefetch, run each packet through the pipeline, send the
+// burst, free what the TX queue did not take. No locks, system calls or allocations.
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_prefetch.h>
+#include <rte_rcu_qsbr.h>
+
+#include "sluice/dpdk/dataplane.h"
+
+namespace sluice::dpdk {
+namespace {
+
+constexpr uint16_t kBurstSize = 32;
+constexpr uint16_t kPrefetchAhead = 3;
+
+// Sends `count` mbufs and frees the ones the queue did not accept, counting them as drops.
+void send_burst(uint16_t port_id, uint16_t queue, rte_mbuf** mbufs, uint16_t count,
+                Pipeline& pipeline, DropReason reason_if_full) {
+  if (count == 0) return;
+  const uint16_t sent = rte_eth_tx_burst(port_id, queue, mbufs, count);
+  if (sent < count) {
+    for (uint16_t i = sent; i < count; ++i) pipeline.count_drop(reason_if_full);
+    rte_pktmbuf_free_bulk(mbufs + sent, count - sent);
+  }
+}
+
+}  // namespace
+
+
+int Dataplane::run_worker(void* argument) {
+  Worker& worker = *static_cast<Worker*>(argument);
+  Dataplane& dataplane = *worker.owner;
+  Pipeline& pipeline = worker.pipeline;
+  const uint16_t queue = worker.queue;
+  const unsigned int thread_id = worker.queue;
+
+  rte_rcu_qsbr_thread_register(dataplane.qsbr_, thread_id);
+  rte_rcu_qsbr_thread_online(dataplane.qsbr_, thread_id);
+
+  std::vector<EgressPort> egress;
+  for (const PortInfo& port : dataplane.ports_) egress.push_back({port.mac, port.mtu});
+  const Snapshot empty_snapshot;
+  const double ns_per_cycle = 1e9 / static_cast<double>(rte_get_tsc_hz());
+
+  rte_mbuf* received[kBurstSize];
+  rte_mbuf* to_wire[kBurstSize];
+  rte_mbuf* to_kernel[kBurstSize];
+
+  while (!dataplane.stopping_.load(std::memory_order_relaxed)) {
+    // One snapshot per burst: the pointer stays valid until this worker reports quiescence.
+    const Snapshot* snapshot = dataplane.current_.load(std::memory_order_acquire);
+    if (snapshot == nullptr) snapshot = &empty_snapshot;
+    const uint64_t now_ns = static_cast<uint64_t>(static_cast<double>(rte_rdtsc()) * ns_per_cycle);
+
+    for (size_t p = 0; p < dataplane.ports_.size(); ++p) {
+      const PortInfo& port = dataplane.ports_[p];
+      const uint16_t count = rte_eth_rx_burst(port.port_id, queue, received, kBurstSize);
+      uint16_t wire_count = 0;
+      uint16_t kernel_count = 0;
+
+      for (uint16_t i = 0; i < count && i < kPrefetchAhead; ++i) {
+        rte_prefetch0(rte_pktmbuf_mtod(received[i], void*));
+      }
+      for (uint16_t i = 0; i < count; ++i) {
+        if (i + kPrefetchAhead < count) {
+          rte_prefetch0(rte_pktmbuf_mtod(received[i + kPrefetchAhead], void*));
+        }
+        rte_mbuf* mbuf = received[i];
+        if (mbuf->nb_segs > 1) {
+          pipeline.count_drop(DropReason::kMultiSegmentMbuf);
+          rte_pktmbuf_free(mbuf);
+          continue;
+        }
+
+        PacketBuffer packet{rte_pktmbuf_mtod(mbuf, uint8_t*), mbuf->data_len,
+                            rte_pktmbuf_headroom(mbuf)};
+        const Verdict verdict = pipeline.process(*snapshot, packet, egress[p], now_ns);
+        switch (verdict.action) {
+          case Action::kForward:
+            mbuf->data_off = static_cast<uint16_t>(packet.data - static_cast<uint8_t*>(mbuf->buf_addr));
+            mbuf->data_len = static_cast<uint16_t>(packet.length);
+            mbuf->pkt_len = packet.length;
+            to_wire[wire_count++] = mbuf;
+            break;
+          case Action::kToKernel:
+            if (port.has_exception) {
+              to_kernel[kernel_count++] = mbuf;
+            } else {
+              rte_pktmbuf_free(mbuf);
+            }
+            break;
+          case Action::kDrop:
+            rte_pktmbuf_free(mbuf);
+            break;
+        }
+      }
+      send_burst(port.port_id, queue, to_wire, wire_count, pipeline, DropReason::kTxQueueFull);
+      if (port.has_exception) {
+        send_burst(port.exception_port_id, queue, to_kernel, kernel_count, pipeline,
+                   DropReason::kExceptionQueueFull);
+
+        // The kernel's own packets (ARP replies, neighbour discovery, health checks) leave
+        // through the port unchanged.
+        const uint16_t from_kernel = rte_eth_rx_burst(port.exception_port_id, queue, received, kBurstSize);
+        send_burst(port.port_id, queue, received, from_kernel, pipeline, DropReason::kTxQueueFull);
+      }
+    }
+
+    rte_rcu_qsbr_quiescent(dataplane.qsbr_, thread_id);
+  }
+
+  rte_rcu_qsbr_thread_offline(dataplane.qsbr_, thread_id);
+  rte_rcu_qsbr_thread_unregister(dataplane.qsbr_, thread_id);
+  return 0;
+}
+
+}  // namespace sluice::dpdk
