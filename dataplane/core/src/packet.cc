@@ -84,12 +84,20 @@ DropReason parse_ipv4(Cursor& cursor, ParsedPacket& out) {
 // Fragment header is always 8 bytes.
 DropReason parse_ipv6_extensions(Cursor& cursor, ParsedPacket& out, uint8_t next_header) {
   uint32_t offset = out.l3_offset + kIpv6HeaderSize;
-  for (int i = 0; i < kMaxIpv6ExtensionHeaders; ++i) {
+  const auto upper_layer = [&out](uint8_t protocol, uint32_t l4_offset) {
+    out.protocol = protocol;
+    out.key.protocol = protocol;
+    out.l4_offset = static_cast<uint16_t>(l4_offset);
+    return DropReason::kNone;
+  };
+  // One pass per extension header, plus one for the upper-layer header after the last.
+  for (int i = 0; i <= kMaxIpv6ExtensionHeaders; ++i) {
     switch (next_header) {
       case kIpv6HopByHop:
       case kIpv6Routing:
       case kIpv6DestinationOptions:
       case kIpv6Ah: {
+        if (i == kMaxIpv6ExtensionHeaders) return DropReason::kTooManyIpv6ExtensionHeaders;
         if (!cursor.has(offset, 8)) return DropReason::kTruncatedIpv6ExtensionHeader;
         const uint8_t* header = cursor.frame + offset;
         const uint32_t length = next_header == kIpv6Ah ? (header[1] + 2u) * 4u
@@ -100,22 +108,25 @@ DropReason parse_ipv6_extensions(Cursor& cursor, ParsedPacket& out, uint8_t next
         break;
       }
       case kIpv6Fragment: {
+        if (i == kMaxIpv6ExtensionHeaders) return DropReason::kTooManyIpv6ExtensionHeaders;
         if (!cursor.has(offset, 8)) return DropReason::kTruncatedIpv6ExtensionHeader;
         const uint8_t* header = cursor.frame + offset;
         const uint16_t offset_and_flags = load_be16(header + 2);
         out.fragment = (offset_and_flags & 0xfff9) != 0;  // offset (13 bits) or M flag
         next_header = header[0];
         offset += 8;
+        // In a later fragment the bytes after this header are data, not headers (RFC 8200
+        // section 4.5), so every fragment of a datagram stops here and classifies on the same
+        // Next Header. NOTE: a datagram whose fragmentable part starts with another extension
+        // header therefore matches no TCP or UDP VIP and goes to the kernel.
+        if (out.fragment) return upper_layer(next_header, offset);
         break;
       }
       default:
-        out.protocol = next_header;
-        out.key.protocol = next_header;
-        out.l4_offset = static_cast<uint16_t>(offset);
-        return DropReason::kNone;
+        return upper_layer(next_header, offset);
     }
   }
-  return DropReason::kTooManyIpv6ExtensionHeaders;
+  return DropReason::kTooManyIpv6ExtensionHeaders;  // not reached: the last pass returns
 }
 
 DropReason parse_ipv6(Cursor& cursor, ParsedPacket& out) {

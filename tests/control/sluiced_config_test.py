@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""Feeds sluiced invalid configs and checks that each is rejected with exit code 2 and a
+message that names the field path and the reason. A valid config passes --check-config."""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+VALID = """
+dataplane:
+  type: dpdk
+  dpdk:
+    worker_lcores: [1]
+    eal_args: ["--no-huge", "-m", "256", "--no-shconf"]
+    ports:
+      - device: "net_af_packet0,iface=eth0"
+    exception:
+      interface: sl-exc0
+lb:
+  ipv4: 198.51.100.2
+  next_hop:
+    ipv4: 198.51.100.1
+seed: 0x51ce
+vips:
+  - address: 203.0.113.10
+    port: 80
+    protocol: tcp
+    table_size: 65537
+    backends:
+      - address: 198.51.100.130
+        weight: 1
+      - address: 198.51.100.131
+        weight: 0
+"""
+
+# (name, text to replace, replacement, expected fragments of the error message)
+CASES = [
+    ("table size not prime", "table_size: 65537", "table_size: 65536",
+     ["vips[0].table_size", "65536 is not prime", "65537"]),
+    ("bad VIP address", "address: 203.0.113.10", "address: 300.1.1.1",
+     ["vips[0].address", "300.1.1.1"]),
+    ("bad IPv6 backend", "address: 198.51.100.130", "address: \"[2001:db8::1\"",
+     ["vips[0].backends[0].address", "[2001:db8::1"]),
+    ("negative weight", "weight: 1", "weight: -1", ["vips[0].backends[0].weight", "-1"]),
+    ("weight not a number", "weight: 1", "weight: heavy", ["vips[0].backends[0].weight", "heavy"]),
+    ("duplicate backend", "address: 198.51.100.131", "address: 198.51.100.130",
+     ["vips[0].backends[1].address", "listed twice"]),
+    ("unknown protocol", "protocol: tcp", "protocol: sctp", ["vips[0].protocol", "sctp"]),
+    ("port out of range", "port: 80", "port: 70000", ["vips[0].port", "70000"]),
+    ("unknown field", "table_size: 65537", "tabel_size: 65537", ["vips[0].tabel_size", "unknown field"]),
+    ("missing next hop", "  next_hop:\n    ipv4: 198.51.100.1\n", "", ["lb.next_hop", "missing"]),
+    ("mixed families", "address: 198.51.100.131", "address: 2001:db8::131",
+     ["vips[0].backends[1].address", "family"]),
+    ("worker on main lcore", "worker_lcores: [1]", "worker_lcores: [0]",
+     ["dataplane.dpdk.worker_lcores[0]", "used twice"]),
+    ("lcores in eal_args", "\"--no-shconf\"]", "\"--no-shconf\", \"-l\"]",
+     ["dataplane.dpdk.eal_args[4]", "set by sluiced"]),
+    ("no-huge with in-memory", "\"--no-shconf\"", "\"--in-memory\"",
+     ["dataplane.dpdk.eal_args", "cannot be combined"]),
+    ("unsupported data plane", "type: dpdk", "type: xdp", ["dataplane.type", "xdp"]),
+    ("broken YAML", "vips:", "vips: [", ["invalid YAML", "line"]),
+]
+
+
+def run(sluiced, text, workdir):
+    path = os.path.join(workdir, "sluiced.yaml")
+    with open(path, "w") as f:
+        f.write(text)
+    return subprocess.run([sluiced, "--config", path, "--check-config"], capture_output=True,
+                          text=True, timeout=30)
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sluiced", required=True)
+    args = parser.parse_args()
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="sluice-config-") as workdir:
+        result = run(args.sluiced, VALID, workdir)
+        if result.returncode != 0:
+            print("FAIL: valid config rejected:", result.stderr)
+            failures += 1
+        for name, old, new, fragments in CASES:
+            if old not in VALID:
+                print("FAIL: %s: the case's text %r is not in the valid config" % (name, old))
+                failures += 1
+                continue
+            result = run(args.sluiced, VALID.replace(old, new, 1), workdir)
+            output = result.stderr + result.stdout
+            missing = [f for f in fragments if f not in output]
+            if result.returncode != 2 or missing:
+                print("FAIL: %s: exit code %d (expected 2), missing %s in: %s" %
+                      (name, result.returncode, missing, output.strip()))
+                failures += 1
+            else:
+                print("ok: %s: %s" % (name, output.strip().splitlines()[-1]))
+    total = len(CASES) + 1
+    print("%d passed, %d failed" % (total - failures, failures))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+#!/usr/bin/python3
+"""Runs sluiced's DPDK data plane on net_pcap and checks every output packet with scapy.
+
+The input pcap holds TCP and UDP flows to IPv4 and IPv6 VIPs, IPv4 options, VLAN tags,
+packets for the kernel and malformed packets. Each output packet is decoded independently
+of Sluice's own code: outer header fields, the IPv4 header checksum, the inner datagram
+byte for byte, and that every packet of a flow reached the same backend. The stats file
+must agree with the output, and the mempool's in-use count must return to its start value.
+"""
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from scapy.all import (ARP, IP, IPv6, TCP, UDP, Dot1Q, Ether, Raw, rdpcap,  # noqa: E402
+                       wrpcap)
+from scapy.layers.inet import checksum
+
+NEXT_HOP_MAC = "02:00:00:00:00:fe"
+LB_IPV4 = "198.51.100.2"
+LB_IPV6 = "2001:db8:100::2"
+VIP4 = "203.0.113.10"
+VIP4_UDP = "203.0.113.11"
+VIP6 = "2001:db8:203::10"
+BACKENDS4 = ["198.51.100.130", "198.51.100.131", "198.51.100.132"]
+BACKENDS6 = ["2001:db8:100::130", "2001:db8:100::131"]
+FLOWS = 300
+
+CONFIG = """
+dataplane:
+  type: dpdk
+  dpdk:
+    main_lcore: 0
+    worker_lcores: [1]
+    eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry"]
+    ports:
+      - device: "net_pcap0,rx_pcap={input},tx_pcap={output}"
+lb:
+  ipv4: {lb4}
+  ipv6: {lb6}
+  next_hop:
+    mac: "{mac}"
+seed: 0x51ce
+vips:
+  - address: {vip4}
+    port: 80
+    protocol: tcp
+    backends: [{b4}]
+  - address: {vip4udp}
+    port: 53
+    protocol: udp
+    backends: [{b4}]
+  - address: {vip6}
+    port: 80
+    protocol: tcp
+    backends: [{b6}]
+"""
+
+failures = []
+
+
+def check(condition, message):
+    if not condition:
+        failures.append(message)
+
+
+def ether():
+    return Ether(dst="02:70:63:61:70:00", src="02:00:00:00:00:01")
+
+
+def build_input():
+    """Returns (packets, expected) where expected[i] is None for packets that must not be
+    forwarded, or (flow key, inner bytes) for packets that must."""
+    packets, expected = [], []
+
+    def forward(packet, flow):
+        packets.append(packet)
+        expected.append(flow)
+
+    def no_forward(packet, reason):
+        packets.append(packet)
+        expected.append(reason)
+
+    for i in range(FLOWS):
+        client = "192.0.2.%d" % (2 + i % 250)
+        sport = 30000 + i
+        flow = ("tcp4", client, sport)
+        forward(ether() / IP(src=client, dst=VIP4, flags="DF", id=i) / TCP(sport=sport, dport=80, flags="S"), flow)
+        forward(ether() / IP(src=client, dst=VIP4, flags="DF", id=i + 1) / TCP(sport=sport, dport=80, flags="A") / Raw(b"GET / HTTP/1.1\r\n\r\n"), flow)
+    # The same flows with IPv4 options (IHL 6 and 15) and VLAN tags reach the same backend.
+    for i in range(0, FLOWS, 50):
+        client = "192.0.2.%d" % (2 + i % 250)
+        flow = ("tcp4", client, 30000 + i)
+        forward(ether() / IP(src=client, dst=VIP4, options=[b"\x01\x01\x01\x01"]) / TCP(sport=30000 + i, dport=80, flags="A"), flow)
+        forward(ether() / IP(src=client, dst=VIP4, options=[b"\x01" * 40]) / TCP(sport=30000 + i, dport=80, flags="A"), flow)
+        forward(Ether(dst="02:70:63:61:70:00", src="02:00:00:00:00:01") / Dot1Q(vlan=100) / IP(src=client, dst=VIP4) / TCP(sport=30000 + i, dport=80, flags="A"), flow)
+    for i in range(60):
+        client = "192.0.2.%d" % (2 + i)
+        forward(ether() / IP(src=client, dst=VIP4_UDP) / UDP(sport=5000 + i, dport=53) / Raw(b"q" * 20), ("udp4", client, 5000 + i))
+    for i in range(60):
+        client = "2001:db8:c::%x" % (i + 2)
+        forward(ether() / IPv6(src=client, dst=VIP6, tc=0x28) / TCP(sport=40000 + i, dport=80, flags="S"), ("tcp6", client, 40000 + i))
+
+    no_forward(ether() / ARP(psrc="198.51.100.1", pdst=LB_IPV4), "to_kernel")
+    no_forward(ether() / IP(src="192.0.2.2", dst="203.0.113.99") / TCP(sport=1, dport=80), "to_kernel")
+    no_forward(ether() / IP(src="192.0.2.2", dst=VIP4) / TCP(sport=1, dport=81), "to_kernel")
+    short_ihl = bytearray(bytes(ether() / IP(src="192.0.2.2", dst=VIP4) / TCP(sport=2, dport=80)))
+    short_ihl[14] = 0x44
+    no_forward(Ether(bytes(short_ihl)), "ipv4_header_too_short")
+    truncated = bytes(ether() / IP(src="192.0.2.2", dst=VIP4, proto=6, len=30) / Raw(b"\x00" * 10))
+    no_forward(Ether(truncated), "truncated_tcp")
+    # Decode every packet from its bytes, so lengths and checksums are filled in.
+    return [Ether(bytes(p)) for p in packets], expected
+
+
+def inner_datagram(packet):
+    layer = packet[IP] if IP in packet else packet[IPv6]
+    raw = bytes(layer)
+    length = layer.len if IP in packet else 40 + layer.plen
+    return raw[:length]
+
+
+def run_sluiced(sluiced, workdir, input_path, output_path, expected_received):
+    config_path = os.path.join(workdir, "sluiced.yaml")
+    stats_path = os.path.join(workdir, "stats.json")
+    with open(config_path, "w") as f:
+        f.write(CONFIG.format(input=input_path, output=output_path, lb4=LB_IPV4, lb6=LB_IPV6,
+                              mac=NEXT_HOP_MAC, vip4=VIP4, vip4udp=VIP4_UDP, vip6=VIP6,
+                              b4=", ".join("{address: %s}" % b for b in BACKENDS4),
+                              b6=", ".join("{address: \"%s\"}" % b for b in BACKENDS6)))
+    log_path = os.path.join(workdir, "sluiced.log")
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([sluiced, "--config", config_path, "--stats-file", stats_path],
+                                   stdout=log, stderr=subprocess.STDOUT)
+    stats = None
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline and process.poll() is None:
+            time.sleep(0.2)
+            try:
+                with open(stats_path) as f:
+                    stats = json.load(f)
+            except (OSError, ValueError):
+                continue
+            if stats["received"] >= expected_received:
+                break
+        if process.poll() is not None:
+            print(open(log_path).read())
+            sys.exit("sluiced exited early with code %d" % process.returncode)
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=15)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    check(code == 0, "sluiced exited with %d after SIGTERM, expected 0" % code)
+    with open(stats_path) as f:
+        return json.load(f), open(log_path).read()
+
+
+def check_ipv4_output(packet, original, flow):
+    outer = packet[IP]
+    header = bytes(outer)[:20]
+    check(outer.version == 4 and outer.ihl == 5, "%s: outer IPv4 version/IHL wrong" % (flow,))
+    check(checksum(header) == 0, "%s: outer IPv4 checksum invalid" % (flow,))
+    check(outer.ttl == 64, "%s: outer TTL %d, expected 64" % (flow, outer.ttl))
+    check(outer.proto == 4, "%s: outer protocol %d, expected 4" % (flow, outer.proto))
+    check(outer.src == LB_IPV4, "%s: outer source %s" % (flow, outer.src))
+    check(outer.dst in BACKENDS4, "%s: outer destination %s is no backend" % (flow, outer.dst))
+    inner = original[IP]
+    check(outer.len == 20 + inner.len, "%s: outer length %d, inner %d" % (flow, outer.len, inner.len))
+    check((outer.flags.DF) == (inner.flags.DF), "%s: DF not copied" % (flow,))
+    check(outer.id == inner.id, "%s: outer ID %d, inner %d" % (flow, outer.id, inner.id))
+    check(outer.tos == inner.tos, "%s: TOS not copied" % (flow,))
+    check(bytes(outer.payload)[:inner.len] == inner_datagram(original),
+          "%s: inner datagram changed" % (flow,))
+    return outer.dst
+
+
+def check_ipv6_output(packet, original, flow):
+    outer = packet[IPv6]
+    inner = original[IPv6]
+    check(outer.nh == 41, "%s: outer next header %d, expected 41" % (flow, outer.nh))
+    check(outer.hlim == 64, "%s: outer hop limit %d" % (flow, outer.hlim))
+    check(outer.src == LB_IPV6, "%s: outer source %s" % (flow, outer.src))
+    check(outer.dst in BACKENDS6, "%s: outer destination %s is no backend" % (flow, outer.dst))
+    check(outer.plen == 40 + inner.plen, "%s: outer payload length %d" % (flow, outer.plen))
+    check(outer.tc == inner.tc, "%s: traffic class not copied" % (flow,))
+    check(bytes(outer.payload) == inner_datagram(original), "%s: inner datagram changed" % (flow,))
+    return outer.dst
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sluiced", required=True)
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("FAIL: this test needs root (DPDK's EAL and net_pcap run as root)")
+
+    with tempfile.TemporaryDirectory(prefix="sluice-pcap-") as workdir:
+        input_path = os.path.join(workdir, "in.pcap")
+        output_path = os.path.join(workdir, "out.pcap")
+        packets, expected = build_input()
+        wrpcap(input_path, packets)
+        stats, log = run_sluiced(args.sluiced, workdir, input_path, output_path, len(packets))
+        outputs = list(rdpcap(output_path))
+
+        forwarded = [(p, e) for p, e in zip(packets, expected) if isinstance(e, tuple)]
+        check(len(outputs) == len(forwarded),
+              "%d packets out, expected %d" % (len(outputs), len(forwarded)))
+
+        backend_of_flow = {}
+        per_backend = {}
+        for output, (original, flow) in zip(outputs, forwarded):
+            check(output.dst == NEXT_HOP_MAC, "%s: destination MAC %s" % (flow, output.dst))
+            check(output.src == "02:70:63:61:70:00", "%s: source MAC %s" % (flow, output.src))
+            if Dot1Q in original:
+                check(Dot1Q in output and output[Dot1Q].vlan == original[Dot1Q].vlan,
+                      "%s: VLAN tag lost" % (flow,))
+            if flow[0].endswith("4"):
+                backend = check_ipv4_output(output, original, flow)
+            else:
+                backend = check_ipv6_output(output, original, flow)
+            per_backend[backend] = per_backend.get(backend, 0) + 1
+            if flow in backend_of_flow:
+                check(backend_of_flow[flow] == backend,
+                      "%s: reached %s and %s" % (flow, backend_of_flow[flow], backend))
+            backend_of_flow[flow] = backend
+
+        tcp4_backends = {b for f, b in backend_of_flow.items() if f[0] == "tcp4"}
+        check(tcp4_backends == set(BACKENDS4), "TCP flows reached only %s" % sorted(tcp4_backends))
+        tcp6_backends = {b for f, b in backend_of_flow.items() if f[0] == "tcp6"}
+        check(tcp6_backends == set(BACKENDS6), "IPv6 flows reached only %s" % sorted(tcp6_backends))
+
+        check(stats["received"] == len(packets), "stats: received %d, sent %d" % (stats["received"], len(packets)))
+        check(stats["forwarded"] == len(forwarded), "stats: forwarded %d, expected %d" % (stats["forwarded"], len(forwarded)))
+        for reason in ("ipv4_header_too_short", "truncated_tcp"):
+            check(stats["drops"][reason] == 1, "stats: drops.%s is %d, expected 1" % (reason, stats["drops"][reason]))
+        check(stats["to_kernel"] == 3, "stats: to_kernel %d, expected 3" % stats["to_kernel"])
+        lb_per_backend = {}
+        for vip in stats["vips"]:
+            for backend in vip["backends"]:
+                lb_per_backend[backend["address"]] = lb_per_backend.get(backend["address"], 0) + backend["packets"]
+        for backend, count in per_backend.items():
+            check(lb_per_backend.get(backend) == count,
+                  "stats: backend %s counted %s packets, the output has %d" % (backend, lb_per_backend.get(backend), count))
+        mbufs = stats["mbufs"]
+        check(mbufs["in_use"] == mbufs["in_use_at_start"],
+              "mempool: %d mbufs in use after the run, %d at start" % (mbufs["in_use"], mbufs["in_use_at_start"]))
+
+        if failures:
+            print(log)
+            for failure in failures[:40]:
+                print("FAIL:", failure)
+            print("%d checks failed" % len(failures))
+            return 1
+        print("%d packets in, %d forwarded and checked, per backend: %s" % (len(packets), len(outputs), dict(sorted(per_backend.items()))))
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
