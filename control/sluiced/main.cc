@@ -30,7 +30,7 @@ sluice::dpdk::Settings dpdk_settings(const Config& config) {
   settings.main_lcore = config.dpdk.main_lcore;
   settings.worker_lcores = config.dpdk.worker_lcores;
   settings.eal_args = config.dpdk.eal_args;
-  for (const auto& port : config.dpdk.ports) settings.ports.push_back({port.device, port.mtu});
+  for (const auto& port : config.dpdk.ports) settings.ports.push_back({port.device, port.mtu, port.egress_mtu});
   settings.exception_interface = config.dpdk.exception_interface;
   settings.mbufs_per_worker = config.dpdk.mbufs_per_worker;
   settings.rx_descriptors = config.dpdk.rx_descriptors;

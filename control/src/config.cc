@@ -215,7 +215,7 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
   }
   for (size_t i = 0; i < node["ports"].size(); ++i) {
     const std::string item = index(join(path, "ports"), i);
-    check_keys(node["ports"][i], item, {"device", "mtu"});
+    check_keys(node["ports"][i], item, {"device", "mtu", "egress_mtu"});
     if (!node["ports"][i]["device"]) fail(join(item, "device"), "missing");
     DpdkPortConfig port;
     port.device = scalar(node["ports"][i]["device"], join(item, "device"));
@@ -223,6 +223,10 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
     if (node["ports"][i]["mtu"]) {
       port.mtu = static_cast<uint32_t>(
           unsigned_integer(node["ports"][i]["mtu"], join(item, "mtu"), 576, 9702));
+    }
+    if (node["ports"][i]["egress_mtu"]) {
+      port.egress_mtu = static_cast<uint32_t>(
+          unsigned_integer(node["ports"][i]["egress_mtu"], join(item, "egress_mtu"), 576, 9702));
     }
     dpdk.ports.push_back(port);
   }

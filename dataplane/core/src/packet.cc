@@ -126,7 +126,7 @@ DropReason parse_ipv6_extensions(Cursor& cursor, ParsedPacket& out, uint8_t next
         return upper_layer(next_header, offset);
     }
   }
-  return DropReason::kTooManyIpv6ExtensionHeaders;  // not reached: the last pass returns
+  return DropReason::kTooManyIpv6ExtensionHeaders;  // not reached, because the last pass returns
 }
 
 DropReason parse_ipv6(Cursor& cursor, ParsedPacket& out) {

@@ -128,9 +128,9 @@ Status Dataplane::init_ports(const Settings& settings) {
     rte_ether_addr mac;
     rte_eth_macaddr_get(port.port_id, &mac);
     std::memcpy(port.mac.bytes.data(), mac.addr_bytes, 6);
-    uint16_t mtu = 1500;
-    rte_eth_dev_get_mtu(port.port_id, &mtu);
-    port.mtu = mtu;
+    uint16_t device_mtu = 1500;
+    rte_eth_dev_get_mtu(port.port_id, &device_mtu);
+    port.mtu = settings.ports[i].egress_mtu.value_or(device_mtu);
 
     if (!settings.exception_interface.empty()) {
       const std::string tap = "net_tap_sluice" + std::to_string(i);
@@ -141,13 +141,13 @@ Status Dataplane::init_ports(const Settings& settings) {
       // carries the port's MAC.
       int rc = rte_eth_dev_default_mac_addr_set(port.exception_port_id, &mac);
       if (rc != 0) return Error{"cannot set the exception interface's MAC: " + dpdk_error(rc)};
-      if (Status status = setup_port(port.exception_port_id, queues, port.mtu, settings); !status) {
+      if (Status status = setup_port(port.exception_port_id, queues, device_mtu, settings); !status) {
         return Error{"exception interface of " + port.name + ": " + status.error()};
       }
       port.has_exception = true;
     }
-    logger()->info("port {} (id {}): MAC {}, MTU {}, {} queue(s){}", port.name, port.port_id,
-                   port.mac.to_string(), port.mtu, queues,
+    logger()->info("port {} (id {}): MAC {}, MTU {}, egress MTU {}, {} queue(s){}", port.name,
+                   port.port_id, port.mac.to_string(), device_mtu, port.mtu, queues,
                    port.has_exception ? ", exception path through a TAP interface" : "");
     ports_.push_back(port);
   }

@@ -30,7 +30,11 @@ struct DpdkPortConfig {
   // A PCI address (0000:01:00.0) or a virtual device with its arguments
   // (net_af_packet0,iface=eth0).
   std::string device;
-  std::optional<uint32_t> mtu;  // L3 MTU to set; the device's own when absent
+  std::optional<uint32_t> mtu;  // L3 MTU to set on the device; the device's own when absent
+  // L3 MTU of the path to the backends, for the too-big check after encapsulation; the
+  // device's MTU when absent. Drivers such as net_af_packet send frames larger than the MTU
+  // they report, and this is how to use that.
+  std::optional<uint32_t> egress_mtu;
 };
 
 struct DpdkConfig {

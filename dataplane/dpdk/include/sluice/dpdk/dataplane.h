@@ -21,7 +21,8 @@ namespace sluice::dpdk {
 struct PortSettings {
   // A PCI address (0000:01:00.0) or a virtual device with arguments (net_af_packet0,iface=eth0).
   std::string device;
-  std::optional<uint32_t> mtu;
+  std::optional<uint32_t> mtu;         // set on the device
+  std::optional<uint32_t> egress_mtu;  // for the too-big check; the device's MTU when absent
 };
 
 struct Settings {
@@ -44,7 +45,7 @@ struct PortInfo {
   bool has_exception = false;
   std::string name;
   MacAddress mac;
-  uint32_t mtu = 1500;
+  uint32_t mtu = 1500;  // egress L3 MTU
 };
 
 class Dataplane;

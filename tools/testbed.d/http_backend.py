@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""HTTP server for a test bed backend: every GET returns the backend's name and a newline.
+
+The test bed runs one per backend namespace, bound to the VIP on that namespace's loopback,
+so the body of a response shows the client which backend served its connection.
+"""
+
+import argparse
+import http.server
+import signal
+import socketserver
+import sys
+
+
+class NameHandler(http.server.BaseHTTPRequestHandler):
+    # HTTP/1.0 closes the connection after each response, so every request is its own flow.
+    protocol_version = "HTTP/1.0"
+    server_version = "sluice-testbed"
+    body = b""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+
+    def log_message(self, format, *args):
+        # One line per request on stderr, which the test bed sends to this backend's log file.
+        sys.stderr.write("%s %s\n" % (self.client_address[0], format % args))
+
+
+class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    # The default backlog of 5 drops SYNs when a load generator opens connections quickly.
+    request_queue_size = 128
+
+
+def parse_args():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--name", required=True, help="backend name returned in every body, e.g. sl-be2")
+    parser.add_argument("--address", required=True, help="IPv4 address to listen on, e.g. 203.0.113.10")
+    parser.add_argument("--port", type=int, default=80, help="TCP port to listen on (default 80)")
+    return parser.parse_args()
+
+
+def main():
+    args = parse_args()
+    NameHandler.body = (args.name + "\n").encode()
+
+    try:
+        server = Server((args.address, args.port), NameHandler)
+    except OSError as error:
+        sys.exit(f"http_backend: cannot listen on {args.address}:{args.port}: {error}")
+
+    # SIGTERM ends serve_forever() through the KeyboardInterrupt path, so the socket closes cleanly.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    # tools/testbed waits for this line to know that the socket is bound.
+    sys.stderr.write(f"http_backend: {args.name} listening on {args.address}:{args.port}\n")
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+        sys.stderr.write(f"http_backend: {args.name} stopped\n")
+
+
+if __name__ == "__main__":
+    main()
