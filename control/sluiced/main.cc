@@ -5,6 +5,8 @@
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
+#include <sched.h>
+
 #include <csignal>
 #include <ctime>
 #include <memory>
@@ -24,6 +26,36 @@ using sluice::control::Config;
 
 constexpr int kExitConfigInvalid = 2;
 constexpr int kExitDataplaneFailed = 1;
+
+void log_warnings(const Config& config) {
+  for (const std::string& warning : config.warnings) spdlog::warn("config: {}", warning);
+}
+
+// Checks that every configured lcore is a CPU this process may run on. DPDK maps lcore N to
+// CPU N unless told otherwise, and its own error for a missing CPU comes after a page of
+// usage text.
+sluice::Status check_lcores(const Config& config) {
+  cpu_set_t allowed;
+  CPU_ZERO(&allowed);
+  if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return {};
+  std::string available;
+  for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
+    if (CPU_ISSET(cpu, &allowed)) available += (available.empty() ? "" : ",") + std::to_string(cpu);
+  }
+  auto check = [&](uint32_t lcore, const std::string& field) -> sluice::Status {
+    if (lcore < CPU_SETSIZE && CPU_ISSET(lcore, &allowed)) return {};
+    return sluice::Error{field + ": lcore " + std::to_string(lcore) +
+                         " is not a CPU this process may use (available: " + available + ")"};
+  };
+  if (auto status = check(config.dpdk.main_lcore, "dataplane.dpdk.main_lcore"); !status) {
+    return status;
+  }
+  for (size_t i = 0; i < config.dpdk.worker_lcores.size(); ++i) {
+    const std::string field = "dataplane.dpdk.worker_lcores[" + std::to_string(i) + "]";
+    if (auto status = check(config.dpdk.worker_lcores[i], field); !status) return status;
+  }
+  return {};
+}
 
 sluice::dpdk::Settings dpdk_settings(const Config& config) {
   sluice::dpdk::Settings settings;
@@ -79,8 +111,13 @@ class Daemon {
       spdlog::error("config rejected, the running state stays: {}", config.error());
       return;
     }
-    // NOTE: data plane settings (ports, lcores, EAL) take effect only at start; a reload
-    // applies VIPs, backends, addresses, seed and timeouts.
+    // Ports, lcores, EAL arguments and the flow table size take effect only at start; a
+    // reload applies VIPs, backends, addresses, seed and timeouts.
+    if (config->dpdk != config_.dpdk || config->flow_table_size != config_.flow_table_size) {
+      spdlog::warn("dataplane.dpdk and flow_table.size changed, but apply only at start; "
+                   "restart sluiced to use them");
+    }
+    log_warnings(*config);
     if (publish(*config)) config_ = std::move(*config);
   }
 
@@ -183,6 +220,11 @@ int main(int argc, char** argv) {
   auto config = sluice::control::load_config_file(config_path);
   if (!config) {
     spdlog::error("invalid config: {}", config.error());
+    return kExitConfigInvalid;
+  }
+  log_warnings(*config);
+  if (auto status = check_lcores(*config); !status) {
+    spdlog::error("invalid config: {}", status.error());
     return kExitConfigInvalid;
   }
   if (check_only) {

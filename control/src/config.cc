@@ -78,12 +78,30 @@ uint64_t unsigned_integer(const YAML::Node& node, const std::string& path, uint6
   return value;
 }
 
+// Returns why `address` cannot be a VIP, backend or source address, or an empty string.
+std::string non_unicast_reason(const IpAddress& address) {
+  const auto& b = address.bytes;
+  if (address.is_v4()) {
+    if (b[0] == 0 && b[1] == 0 && b[2] == 0 && b[3] == 0) return "the unspecified address";
+    if (b[0] >= 224 && b[0] <= 239) return "a multicast address";
+    if (b[0] == 255 && b[1] == 255 && b[2] == 255 && b[3] == 255) return "the broadcast address";
+    return "";
+  }
+  if (b[0] == 0xff) return "a multicast address";
+  if (address == IpAddress{{}, 6}) return "the unspecified address";
+  return "";
+}
+
 IpAddress address(const YAML::Node& node, const std::string& path, int family = 0) {
   const std::string text = scalar(node, path);
   Result<IpAddress> parsed = IpAddress::parse(text);
-  if (!parsed) fail(path, "'" + text + "' is not an IPv4 or IPv6 address");
-  if (family != 0 && parsed->family != family) {
-    fail(path, "'" + text + "' is not an IPv" + std::to_string(family) + " address");
+  const std::string expected =
+      family == 0 ? "an IPv4 or IPv6 address" : "an IPv" + std::to_string(family) + " address";
+  if (!parsed || (family != 0 && parsed->family != family)) {
+    fail(path, "'" + text + "' is not " + expected);
+  }
+  if (const std::string reason = non_unicast_reason(*parsed); !reason.empty()) {
+    fail(path, "'" + text + "' is " + reason + " (use a unicast address)");
   }
   return *parsed;
 }
@@ -115,6 +133,9 @@ std::vector<BackendConfig> parse_backends(const YAML::Node& node, const std::str
       fail(join(item, "address"), backend.address.to_string() +
                                       " is not of the VIP's address family (IP-in-IP keeps the "
                                       "family: IPv4 backends for IPv4 VIPs, IPv6 for IPv6)");
+    }
+    if (backend.address == vip_address) {
+      fail(join(item, "address"), backend.address.to_string() + " is the VIP's own address");
     }
     if (!seen.insert(backend.address).second) {
       fail(join(item, "address"), backend.address.to_string() + " is listed twice in this VIP");
@@ -235,9 +256,13 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
     check_keys(node["exception"], field, {"interface"});
     if (!node["exception"]["interface"]) fail(join(field, "interface"), "missing");
     dpdk.exception_interface = scalar(node["exception"]["interface"], join(field, "interface"));
+    // Linux allows 15 characters; port N > 0 gets N appended to this name, so 14 leaves
+    // room for one digit.
     if (dpdk.exception_interface.empty() || dpdk.exception_interface.size() > 14) {
-      fail(join(field, "interface"), "'" + dpdk.exception_interface +
-                                         "' is not a valid interface name (1 to 14 characters)");
+      fail(join(field, "interface"),
+           "'" + dpdk.exception_interface +
+               "' is not a valid interface name (1 to 14 characters, so that a port number "
+               "can be appended within Linux's limit of 15)");
     }
   }
   if (node["mbufs_per_worker"]) {
@@ -273,6 +298,9 @@ void parse_lb(const YAML::Node& node, Config& config) {
   if (!config.next_hop.mac && !config.next_hop.ipv4.is_set()) {
     fail("lb.next_hop", "give mac, or ipv4 to resolve it through the exception interface");
   }
+  if (config.next_hop.mac && config.next_hop.ipv4.is_set()) {
+    fail("lb.next_hop", "give either mac or ipv4, not both");
+  }
 }
 
 void parse_flow_table(const YAML::Node& node, Config& config) {
@@ -287,9 +315,13 @@ void parse_flow_table(const YAML::Node& node, Config& config) {
         seconds_to_ns(node["tcp_closing_timeout_s"], "flow_table.tcp_closing_timeout_s");
   }
   if (node["udp_timeout_s"]) config.timeouts.udp_ns = seconds_to_ns(node["udp_timeout_s"], "flow_table.udp_timeout_s");
+  if (config.timeouts.tcp_closing_ns > config.timeouts.tcp_ns) {
+    fail("flow_table.tcp_closing_timeout_s",
+         "is longer than tcp_timeout_s, so a FIN or RST would lengthen a flow's life");
+  }
 }
 
-void check_cross_fields(const Config& config) {
+void check_cross_fields(Config& config) {
   std::set<VipKey> seen;
   size_t backends = 0;
   for (size_t i = 0; i < config.vips.size(); ++i) {
@@ -304,6 +336,13 @@ void check_cross_fields(const Config& config) {
       fail("lb.ipv6", "missing: VIP " + vip.key.to_string() + " needs an IPv6 outer source address");
     }
     backends += vip.backends.size();
+    const bool serves = std::any_of(vip.backends.begin(), vip.backends.end(),
+                                    [](const BackendConfig& backend) { return backend.weight > 0; });
+    if (!serves) {
+      config.warnings.push_back(index("vips", i) + ": VIP " + vip.key.to_string() +
+                                " has no backend with a weight above 0, so new flows to it are "
+                                "dropped (counted as no_backend)");
+    }
   }
   if (config.vips.size() > SLUICE_MAX_VIPS) {
     fail("vips", std::to_string(config.vips.size()) + " VIPs exceed the limit of " +

@@ -60,6 +60,18 @@ CASES = [
      ["dataplane.dpdk.eal_args", "cannot be combined"]),
     ("unsupported data plane", "type: dpdk", "type: xdp", ["dataplane.type", "xdp"]),
     ("broken YAML", "vips:", "vips: [", ["invalid YAML", "line"]),
+    ("next hop given twice", "    ipv4: 198.51.100.1\n", "    ipv4: 198.51.100.1\n    mac: \"02:00:00:00:00:01\"\n",
+     ["lb.next_hop", "not both"]),
+    ("multicast VIP", "address: 203.0.113.10", "address: 224.0.0.1",
+     ["vips[0].address", "multicast"]),
+    ("backend is the VIP", "address: 198.51.100.131", "address: 203.0.113.10",
+     ["vips[0].backends[1].address", "VIP's own address"]),
+    ("IPv6 as the IPv4 source", "ipv4: 198.51.100.2", "ipv4: \"2001:db8::2\"",
+     ["lb.ipv4", "not an IPv4 address"]),
+    ("closing timeout too long", "seed: 0x51ce", "seed: 0x51ce\nflow_table:\n  tcp_timeout_s: 60\n  tcp_closing_timeout_s: 600",
+     ["flow_table.tcp_closing_timeout_s", "longer than tcp_timeout_s"]),
+    ("lcore not on this machine", "worker_lcores: [1]", "worker_lcores: [1000]",
+     ["dataplane.dpdk.worker_lcores[0]", "lcore 1000", "available"]),
 ]
 
 

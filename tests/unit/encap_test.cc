@@ -111,7 +111,8 @@ TEST(Encapsulation, Ipv4FragmentOuterHasNoMoreFragments) {
 TEST(Encapsulation, Ipv4ChecksumMatchesManyHeaders) {
   // Different IDs, TOS values and lengths exercise carries in the one's complement sum.
   for (uint32_t i = 0; i < 64; ++i) {
-    const Ipv4Spec inner{.tos = static_cast<uint8_t>(i * 4), .id = static_cast<uint16_t>(i * 0x1111),
+    const Ipv4Spec inner{.tos = static_cast<uint8_t>(i * 4),
+                         .id = static_cast<uint16_t>(i * 0x1111),
                          .dont_fragment = (i % 2) == 0};
     const Bytes datagram = ipv4_packet(inner, tcp_segment({.payload_size = i * 7}));
     const EncapsulationOutput output = encapsulate(ethernet_frame(kEtherTypeIpv4, datagram),
@@ -315,10 +316,11 @@ TEST(Encapsulation, PipelineIpv6Frame) {
   // hash tests pin the hash itself.
   const sluice_flow_key key = flow_key6(kClient6, kVip6, kNextTcp, 40000, 80);
   const uint32_t label = sluice_flow_hash(&key, snapshot.seed) & 0xfffff;
-  const Bytes outer = ipv6_packet(
-      {.source = kSource6, .destination = backend6(static_cast<int>(verdict.backend - kFirstIpv6Slot)),
-       .traffic_class = 0x28, .flow_label = label, .hop_limit = kOuterTtl},
-      kNextIpv6InIpv6, datagram);
+  const int backend = static_cast<int>(verdict.backend - kFirstIpv6Slot);
+  const Bytes outer = ipv6_packet({.source = kSource6, .destination = backend6(backend),
+                                   .traffic_class = 0x28, .flow_label = label,
+                                   .hop_limit = kOuterTtl},
+                                  kNextIpv6InIpv6, datagram);
   EXPECT_EQ(output, expected_frame(kEtherTypeIpv6, outer));
 }
 

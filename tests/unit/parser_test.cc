@@ -189,7 +189,8 @@ std::vector<ParseCase> ipv6_cases() {
   cases.push_back({"ipv6_ah_cut", ipv6_with(kNextAh, truncated(ipv6_ah_header(kNextTcp), 20)),
                    DropReason::kTruncatedIpv6ExtensionHeader, Action::kDrop});
   cases.push_back({"ipv6_fragment_header_cut",
-                   ipv6_with(kNextFragment, truncated(ipv6_fragment_header(kNextTcp, 0, true, 9), 6)),
+                   ipv6_with(kNextFragment,
+                             truncated(ipv6_fragment_header(kNextTcp, 0, true, 9), 6)),
                    DropReason::kTruncatedIpv6ExtensionHeader, Action::kDrop});
 
   Bytes payload_past = tcp6_frame({});

@@ -378,7 +378,7 @@ class FrameBuffer {
  public:
   explicit FrameBuffer(const Bytes& frame, uint32_t headroom = 128)
       : storage_(headroom + frame.size()) {
-    std::memcpy(storage_.data() + headroom, frame.data(), frame.size());
+    std::copy(frame.begin(), frame.end(), storage_.begin() + headroom);
     packet_.data = storage_.data() + headroom;
     packet_.length = static_cast<uint32_t>(frame.size());
     packet_.headroom = headroom;

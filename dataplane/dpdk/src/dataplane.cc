@@ -201,6 +201,9 @@ Status Dataplane::setup_port(uint16_t port_id, uint16_t queues, std::optional<ui
 }
 
 Status Dataplane::start() {
+  // Counted before any worker receives, so the figure holds only what the ports' RX rings
+  // took when they started.
+  mbufs_in_use_at_start_ = mbufs_in_use();
   for (auto& worker : workers_) {
     const int rc = rte_eal_remote_launch(&Dataplane::run_worker, worker.get(), worker->lcore);
     if (rc != 0) {
@@ -210,7 +213,6 @@ Status Dataplane::start() {
     }
   }
   running_ = true;
-  mbufs_in_use_at_start_ = mbufs_in_use();
   logger()->info("{} worker(s) running, {} mbufs in use", workers_.size(), mbufs_in_use_at_start_);
   return {};
 }

@@ -35,6 +35,8 @@ struct DpdkPortConfig {
   // device's MTU when absent. Drivers such as net_af_packet send frames larger than the MTU
   // they report, and this is how to use that.
   std::optional<uint32_t> egress_mtu;
+
+  bool operator==(const DpdkPortConfig&) const = default;
 };
 
 struct DpdkConfig {
@@ -46,6 +48,8 @@ struct DpdkConfig {
   uint32_t mbufs_per_worker = 8192;
   uint16_t rx_descriptors = 1024;
   uint16_t tx_descriptors = 1024;
+
+  bool operator==(const DpdkConfig&) const = default;
 };
 
 struct NextHopConfig {
@@ -63,6 +67,9 @@ struct Config {
   uint32_t flow_table_size = 65536;  // entries per worker
   FlowTimeouts timeouts;
   std::vector<VipConfig> vips;
+
+  // Valid but probably unintended settings, for the caller to log.
+  std::vector<std::string> warnings;
 };
 
 // Parses and validates a whole config. An error names the field path and the reason, for
