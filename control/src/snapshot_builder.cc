@@ -34,8 +34,8 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
   next.next_uid = state_.next_uid;
   next.generation = state_.generation + 1;
 
-  // Keep the slots of VIPs and backends that stay, so counters and flow entries keep
-  // pointing at the same thing; give new ones the lowest free slots.
+  // VIPs and backends that stay keep their slots, so counters and flow entries keep pointing
+  // at the same thing. New ones get the lowest free slots.
   std::set<uint32_t> used_vip_slots;
   std::set<uint32_t> used_backend_slots;
   for (const VipConfig& vip : config.vips) {

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Runs sluiced's DPDK data plane on net_pcap and checks every output packet with scapy.
 
-The input pcap holds TCP and UDP flows to IPv4 and IPv6 VIPs, IPv4 options, VLAN tags,
+The input pcap contains TCP and UDP flows to IPv4 and IPv6 VIPs, IPv4 options, VLAN tags,
 packets for the kernel and malformed packets. Each output packet is decoded independently
 of Sluice's own code: outer header fields, the IPv4 header checksum, the inner datagram
 byte for byte, and that every packet of a flow reached the same backend. The stats file

@@ -70,8 +70,8 @@ Status Dataplane::init_eal(const Settings& settings, const std::string& program_
     }
   }
 
-  // Without hugepages, or in memory, DPDK leaves no hugepage files; otherwise ask it to
-  // unlink them as soon as they are mapped, so a crash leaves nothing behind either.
+  // Without hugepages, or in memory, DPDK leaves no hugepage files. Otherwise ask it to
+  // unlink them once mapped, so that a crash leaves nothing behind either.
   bool unlinks = false;
   for (const std::string& arg : settings.eal_args) {
     unlinks = unlinks || arg == "--no-huge" || arg == "--in-memory" || arg.rfind("--huge-unlink", 0) == 0;
@@ -137,7 +137,7 @@ Status Dataplane::init_ports(const Settings& settings) {
       if (rte_eth_dev_get_port_by_name(tap.c_str(), &port.exception_port_id) != 0) {
         return Error{"exception interface " + tap + " was not created (does /dev/net/tun exist?)"};
       }
-      // The kernel answers ARP and neighbour discovery for the port, so its TAP interface
+      // The kernel replies to ARP and neighbour discovery for the port, so its TAP interface
       // carries the port's MAC.
       int rc = rte_eth_dev_default_mac_addr_set(port.exception_port_id, &mac);
       if (rc != 0) return Error{"cannot set the exception interface's MAC: " + dpdk_error(rc)};
