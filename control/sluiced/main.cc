@@ -1,6 +1,6 @@
-// sluiced: the Sluice daemon. Reads the config, runs the DPDK data plane, resolves the next
-// hop, publishes snapshots and writes counters; SIGTERM or SIGINT stops it, SIGHUP re-reads
-// the config, SIGUSR1 writes the stats file at once.
+// sluiced: the Sluice daemon. Reads the config, runs the DPDK or XDP data plane, resolves
+// the next hop, publishes snapshots and writes counters. SIGTERM or SIGINT stops it, SIGHUP
+// re-reads the config, and SIGUSR1 writes the stats file at once.
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
@@ -14,10 +14,10 @@
 #include <string>
 
 #include "sluice/control/config.h"
+#include "sluice/control/dataplane_driver.h"
 #include "sluice/control/neighbor.h"
 #include "sluice/control/snapshot_builder.h"
 #include "sluice/control/stats_report.h"
-#include "sluice/dpdk/dataplane.h"
 
 namespace {
 
@@ -35,6 +35,7 @@ void log_warnings(const Config& config) {
 // CPU N unless told otherwise, and its own error for a missing CPU comes after a page of
 // usage text.
 sluice::Status check_lcores(const Config& config) {
+  if (config.dataplane != "dpdk") return {};
   cpu_set_t allowed;
   CPU_ZERO(&allowed);
   if (sched_getaffinity(0, sizeof(allowed), &allowed) != 0) return {};
@@ -57,25 +58,11 @@ sluice::Status check_lcores(const Config& config) {
   return {};
 }
 
-sluice::dpdk::Settings dpdk_settings(const Config& config) {
-  sluice::dpdk::Settings settings;
-  settings.main_lcore = config.dpdk.main_lcore;
-  settings.worker_lcores = config.dpdk.worker_lcores;
-  settings.eal_args = config.dpdk.eal_args;
-  for (const auto& port : config.dpdk.ports) settings.ports.push_back({port.device, port.mtu, port.egress_mtu});
-  settings.exception_interface = config.dpdk.exception_interface;
-  settings.mbufs_per_worker = config.dpdk.mbufs_per_worker;
-  settings.rx_descriptors = config.dpdk.rx_descriptors;
-  settings.tx_descriptors = config.dpdk.tx_descriptors;
-  settings.flow_table_size = config.flow_table_size;
-  return settings;
-}
-
 // Owns the running state: the config in force, the snapshot builder and the data plane.
 class Daemon {
  public:
   Daemon(Config config, std::string config_path, std::string stats_path,
-         std::unique_ptr<sluice::dpdk::Dataplane> dataplane)
+         std::unique_ptr<sluice::control::DataplaneDriver> dataplane)
       : config_(std::move(config)),
         config_path_(std::move(config_path)),
         stats_path_(std::move(stats_path)),
@@ -90,7 +77,11 @@ class Daemon {
       spdlog::error("snapshot build failed, the running state stays: {}", snapshot.error());
       return false;
     }
-    dataplane_->publish(*snapshot);
+    if (auto status = dataplane_->publish(*snapshot); !status) {
+      spdlog::error("publishing generation {} failed, the running state stays: {}",
+                    (*snapshot)->generation, status.error());
+      return false;
+    }
     snapshot_ = *snapshot;
     for (const auto& vip : report) {
       std::string slots;
@@ -113,9 +104,10 @@ class Daemon {
     }
     // Ports, lcores, EAL arguments and the flow table size take effect only at start; a
     // reload applies VIPs, backends, addresses, seed and timeouts.
-    if (config->dpdk != config_.dpdk || config->flow_table_size != config_.flow_table_size) {
-      spdlog::warn("dataplane.dpdk and flow_table.size changed, but apply only at start; "
-                   "restart sluiced to use them");
+    if (config->dataplane != config_.dataplane || config->dpdk != config_.dpdk ||
+        config->xdp != config_.xdp || config->flow_table_size != config_.flow_table_size) {
+      spdlog::warn("the dataplane section or flow_table.size changed, but they apply only at "
+                   "start; restart sluiced to use them");
     }
     log_warnings(*config);
     if (publish(*config)) config_ = std::move(*config);
@@ -124,7 +116,7 @@ class Daemon {
   // Resolves the next-hop MAC when the config names an address, and republishes on change.
   void refresh_next_hop() {
     if (config_.next_hop.mac) return;
-    const std::string& interface = config_.dpdk.exception_interface;
+    const std::string interface = dataplane_->neighbor_interface();
     auto mac = sluice::control::find_ipv4_neighbor(config_.next_hop.ipv4, interface);
     if (!mac) {
       if (auto status = sluice::control::solicit_ipv4_neighbor(config_.next_hop.ipv4, interface);
@@ -144,8 +136,8 @@ class Daemon {
   void write_stats() {
     if (stats_path_.empty() || !snapshot_) return;
     auto report = sluice::control::stats_report(*snapshot_, dataplane_->totals());
-    report["mbufs"] = {{"in_use", dataplane_->mbufs_in_use()},
-                       {"in_use_at_start", dataplane_->mbufs_in_use_at_start()}};
+    report["dataplane"] = dataplane_->name();
+    dataplane_->add_stats(report);
     if (auto status = sluice::control::write_stats_file(stats_path_, report); !status) {
       spdlog::warn("stats file: {}", status.error());
     }
@@ -165,7 +157,7 @@ class Daemon {
   Config config_;
   std::string config_path_;
   std::string stats_path_;
-  std::unique_ptr<sluice::dpdk::Dataplane> dataplane_;
+  std::unique_ptr<sluice::control::DataplaneDriver> dataplane_;
   sluice::control::SnapshotBuilder builder_;
   std::shared_ptr<const sluice::Snapshot> snapshot_;
   MacAddress next_hop_;
@@ -239,8 +231,9 @@ int main(int argc, char** argv) {
   for (int signal : {SIGINT, SIGTERM, SIGHUP, SIGUSR1}) sigaddset(&signals, signal);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
-  spdlog::info("starting with {} ({} VIP(s))", config_path, config->vips.size());
-  auto dataplane = sluice::dpdk::Dataplane::create(dpdk_settings(*config), argv[0]);
+  spdlog::info("starting the {} data plane with {} ({} VIP(s))", config->dataplane, config_path,
+               config->vips.size());
+  auto dataplane = sluice::control::create_dataplane_driver(*config, argv[0]);
   if (!dataplane) {
     spdlog::error("data plane start failed: {}", dataplane.error());
     return kExitDataplaneFailed;

@@ -280,6 +280,51 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
   return dpdk;
 }
 
+std::string interface_name(const YAML::Node& node, const std::string& path) {
+  const std::string name = scalar(node, path);
+  if (name.empty() || name.size() > 15 || name.find_first_of("/ \t") != std::string::npos) {
+    fail(path, "'" + name + "' is not a valid interface name (1 to 15 characters, no '/' or spaces)");
+  }
+  return name;
+}
+
+XdpConfig parse_xdp(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"interfaces", "mode", "generic_fallback", "egress_interface", "egress_mtu"});
+  XdpConfig xdp;
+  const std::string interfaces = join(path, "interfaces");
+  if (!node["interfaces"] || !node["interfaces"].IsSequence() || node["interfaces"].size() == 0) {
+    fail(interfaces, "expected a non-empty list of interface names");
+  }
+  std::set<std::string> seen;
+  for (size_t i = 0; i < node["interfaces"].size(); ++i) {
+    const std::string name = interface_name(node["interfaces"][i], index(interfaces, i));
+    if (!seen.insert(name).second) fail(index(interfaces, i), "'" + name + "' is listed twice");
+    xdp.interfaces.push_back(name);
+  }
+  if (node["mode"]) {
+    const std::string mode = scalar(node["mode"], join(path, "mode"));
+    if (mode != "native" && mode != "generic") {
+      fail(join(path, "mode"), "'" + mode + "' is not an XDP mode (use native or generic)");
+    }
+    xdp.generic = mode == "generic";
+  }
+  if (node["generic_fallback"]) {
+    const std::string text = scalar(node["generic_fallback"], join(path, "generic_fallback"));
+    if (text != "true" && text != "false") {
+      fail(join(path, "generic_fallback"), "'" + text + "' is not true or false");
+    }
+    xdp.generic_fallback = text == "true";
+  }
+  if (node["egress_interface"]) {
+    xdp.egress_interface = interface_name(node["egress_interface"], join(path, "egress_interface"));
+  }
+  if (node["egress_mtu"]) {
+    xdp.egress_mtu = static_cast<uint32_t>(
+        unsigned_integer(node["egress_mtu"], join(path, "egress_mtu"), 576, 9702));
+  }
+  return xdp;
+}
+
 void parse_lb(const YAML::Node& node, Config& config) {
   check_keys(node, "lb", {"ipv4", "ipv6", "next_hop"});
   if (node["ipv4"]) config.source_ipv4 = address(node["ipv4"], "lb.ipv4", 4);
@@ -358,18 +403,25 @@ Config parse_root(const YAML::Node& root) {
   check_keys(root, "", {"dataplane", "lb", "seed", "flow_table", "vips"});
   Config config;
   if (!root["dataplane"]) fail("dataplane", "missing");
-  check_keys(root["dataplane"], "dataplane", {"type", "dpdk"});
-  if (!root["dataplane"]["type"]) fail("dataplane.type", "missing (use dpdk)");
+  check_keys(root["dataplane"], "dataplane", {"type", "dpdk", "xdp"});
+  if (!root["dataplane"]["type"]) fail("dataplane.type", "missing (use dpdk or xdp)");
   config.dataplane = scalar(root["dataplane"]["type"], "dataplane.type");
-  if (config.dataplane != "dpdk") {
-    fail("dataplane.type", "'" + config.dataplane + "' is not supported (use dpdk)");
+  if (config.dataplane != "dpdk" && config.dataplane != "xdp") {
+    fail("dataplane.type", "'" + config.dataplane + "' is not a data plane (use dpdk or xdp)");
   }
-  if (!root["dataplane"]["dpdk"]) fail("dataplane.dpdk", "missing");
-  config.dpdk = parse_dpdk(root["dataplane"]["dpdk"], "dataplane.dpdk");
+  if (!root["dataplane"][config.dataplane]) {
+    fail("dataplane." + config.dataplane, "missing: dataplane.type selects it");
+  }
+  if (config.dataplane == "dpdk") {
+    config.dpdk = parse_dpdk(root["dataplane"]["dpdk"], "dataplane.dpdk");
+  } else {
+    config.xdp = parse_xdp(root["dataplane"]["xdp"], "dataplane.xdp");
+  }
 
   if (!root["lb"]) fail("lb", "missing");
   parse_lb(root["lb"], config);
-  if (config.next_hop.ipv4.is_set() && config.dpdk.exception_interface.empty()) {
+  if (config.dataplane == "dpdk" && config.next_hop.ipv4.is_set() &&
+      config.dpdk.exception_interface.empty()) {
     fail("dataplane.dpdk.exception", "missing: resolving lb.next_hop.ipv4 needs it");
   }
   if (root["seed"]) config.seed = static_cast<uint32_t>(unsigned_integer(root["seed"], "seed", 0, UINT32_MAX));

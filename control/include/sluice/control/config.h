@@ -52,14 +52,27 @@ struct DpdkConfig {
   bool operator==(const DpdkConfig&) const = default;
 };
 
+struct XdpConfig {
+  std::vector<std::string> interfaces;  // the program is attached to each
+  bool generic = false;                 // generic (SKB) mode instead of native
+  bool generic_fallback = false;        // try native, and use generic if native fails
+  // Forwarded packets leave through this interface with XDP_REDIRECT; empty: XDP_TX out of
+  // the receiving interface (one arm).
+  std::string egress_interface;
+  std::optional<uint32_t> egress_mtu;  // too-big check; the egress interface's MTU when absent
+
+  bool operator==(const XdpConfig&) const = default;
+};
+
 struct NextHopConfig {
   std::optional<MacAddress> mac;  // fixed next-hop MAC
   IpAddress ipv4;                 // or resolve this address through the exception interface
 };
 
 struct Config {
-  std::string dataplane = "dpdk";
+  std::string dataplane = "dpdk";  // "dpdk" or "xdp"
   DpdkConfig dpdk;
+  XdpConfig xdp;
   IpAddress source_ipv4;
   IpAddress source_ipv6;
   NextHopConfig next_hop;
