@@ -9,6 +9,7 @@ dpdk::Settings dpdk_settings(const Config& config) {
   dpdk::Settings settings;
   settings.main_lcore = config.dpdk.main_lcore;
   settings.worker_lcores = config.dpdk.worker_lcores;
+  settings.worker_cpus = config.dpdk.worker_cpus;
   settings.eal_args = config.dpdk.eal_args;
   for (const auto& port : config.dpdk.ports) {
     settings.ports.push_back({port.device, port.mtu, port.egress_mtu});

@@ -31,9 +31,9 @@ void log_warnings(const Config& config) {
   for (const std::string& warning : config.warnings) spdlog::warn("config: {}", warning);
 }
 
-// Checks that every configured lcore is a CPU this process may run on. DPDK maps lcore N to
-// CPU N unless told otherwise, and its own error for a missing CPU comes after a page of
-// usage text.
+// Checks that every CPU the lcores run on is one this process may use. An lcore runs on the
+// CPU of its own id unless worker_cpus says otherwise. DPDK's own error for a missing CPU
+// comes after a page of usage text.
 sluice::Status check_lcores(const Config& config) {
   if (config.dataplane != "dpdk") return {};
   cpu_set_t allowed;
@@ -43,17 +43,20 @@ sluice::Status check_lcores(const Config& config) {
   for (int cpu = 0; cpu < CPU_SETSIZE; ++cpu) {
     if (CPU_ISSET(cpu, &allowed)) available += (available.empty() ? "" : ",") + std::to_string(cpu);
   }
-  auto check = [&](uint32_t lcore, const std::string& field) -> sluice::Status {
-    if (lcore < CPU_SETSIZE && CPU_ISSET(lcore, &allowed)) return {};
-    return sluice::Error{field + ": lcore " + std::to_string(lcore) +
+  auto check = [&](uint32_t cpu, const std::string& field) -> sluice::Status {
+    if (cpu < CPU_SETSIZE && CPU_ISSET(cpu, &allowed)) return {};
+    return sluice::Error{field + ": CPU " + std::to_string(cpu) +
                          " is not a CPU this process may use (available: " + available + ")"};
   };
   if (auto status = check(config.dpdk.main_lcore, "dataplane.dpdk.main_lcore"); !status) {
     return status;
   }
-  for (size_t i = 0; i < config.dpdk.worker_lcores.size(); ++i) {
-    const std::string field = "dataplane.dpdk.worker_lcores[" + std::to_string(i) + "]";
-    if (auto status = check(config.dpdk.worker_lcores[i], field); !status) return status;
+  const bool mapped = !config.dpdk.worker_cpus.empty();
+  const auto& cpus = mapped ? config.dpdk.worker_cpus : config.dpdk.worker_lcores;
+  for (size_t i = 0; i < cpus.size(); ++i) {
+    const std::string field = std::string("dataplane.dpdk.") +
+                              (mapped ? "worker_cpus[" : "worker_lcores[") + std::to_string(i) + "]";
+    if (auto status = check(cpus[i], field); !status) return status;
   }
   return {};
 }

@@ -186,7 +186,8 @@ VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
 
 DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
-             {"main_lcore", "worker_lcores", "eal_args", "ports", "exception", "mbufs_per_worker",
+             {"main_lcore", "worker_lcores", "worker_cpus", "eal_args", "ports", "exception",
+              "mbufs_per_worker",
               "rx_descriptors", "tx_descriptors"});
   DpdkConfig dpdk;
   if (node["main_lcore"]) {
@@ -208,6 +209,18 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
                                   " is used twice (the main lcore and each worker need their own)");
       }
       dpdk.worker_lcores.push_back(lcore);
+    }
+  }
+  if (node["worker_cpus"]) {
+    const std::string field = join(path, "worker_cpus");
+    if (!node["worker_cpus"].IsSequence() ||
+        node["worker_cpus"].size() != dpdk.worker_lcores.size()) {
+      fail(field, "expected a list with one CPU for each of the " +
+                      std::to_string(dpdk.worker_lcores.size()) + " worker lcores");
+    }
+    for (size_t i = 0; i < node["worker_cpus"].size(); ++i) {
+      dpdk.worker_cpus.push_back(static_cast<uint32_t>(
+          unsigned_integer(node["worker_cpus"][i], index(field, i), 0, kMaxLcore)));
     }
   }
   if (node["eal_args"]) {

@@ -76,7 +76,9 @@ CASES = [
     ("closing timeout too long", "seed: 0x51ce", "seed: 0x51ce\nflow_table:\n  tcp_timeout_s: 60\n  tcp_closing_timeout_s: 600",
      ["flow_table.tcp_closing_timeout_s", "longer than tcp_timeout_s"]),
     ("lcore not on this machine", "worker_lcores: [1]", "worker_lcores: [1000]",
-     ["dataplane.dpdk.worker_lcores[0]", "lcore 1000", "available"]),
+     ["dataplane.dpdk.worker_lcores[0]", "CPU 1000", "available"]),
+    ("worker CPUs miscounted", "worker_lcores: [1]", "worker_lcores: [1, 2]\n    worker_cpus: [1]",
+     ["dataplane.dpdk.worker_cpus", "one CPU for each of the 2"]),
 ]
 
 

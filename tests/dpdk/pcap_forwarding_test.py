@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import zlib
 
 from scapy.all import (ARP, IP, IPv6, TCP, UDP, Dot1Q, Ether, Raw, rdpcap,  # noqa: E402
                        wrpcap)
@@ -35,10 +36,11 @@ dataplane:
   type: dpdk
   dpdk:
     main_lcore: 0
-    worker_lcores: [1]
+    worker_lcores: {lcores}
+    worker_cpus: {cpus}
     eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry"]
     ports:
-      - device: "net_pcap0,rx_pcap={input},tx_pcap={output}"
+      - device: "net_pcap0,{pcaps}"
 lb:
   ipv4: {lb4}
   ipv6: {lb6}
@@ -124,11 +126,17 @@ def inner_datagram(packet):
     return raw[:length]
 
 
-def run_sluiced(sluiced, workdir, input_path, output_path, expected_received):
+def run_sluiced(sluiced, workdir, input_paths, output_paths, expected_received):
+    """Runs sluiced with one worker per input pcap; worker N reads queue N. Every worker
+    shares CPU 1 with the others, so the test needs two CPUs whatever the worker count."""
     config_path = os.path.join(workdir, "sluiced.yaml")
     stats_path = os.path.join(workdir, "stats.json")
+    workers = len(input_paths)
+    pcaps = ",".join("rx_pcap=%s" % p for p in input_paths) + "," + \
+        ",".join("tx_pcap=%s" % p for p in output_paths)
     with open(config_path, "w") as f:
-        f.write(CONFIG.format(input=input_path, output=output_path, lb4=LB_IPV4, lb6=LB_IPV6,
+        f.write(CONFIG.format(pcaps=pcaps, lcores=list(range(1, workers + 1)), cpus=[1] * workers,
+                              lb4=LB_IPV4, lb6=LB_IPV6,
                               mac=NEXT_HOP_MAC, vip4=VIP4, vip4udp=VIP4_UDP, vip6=VIP6,
                               b4=", ".join("{address: %s}" % b for b in BACKENDS4),
                               b6=", ".join("{address: \"%s\"}" % b for b in BACKENDS6)))
@@ -197,25 +205,37 @@ def check_ipv6_output(packet, original, flow):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sluiced", required=True)
+    parser.add_argument("--workers", type=int, default=1,
+                        help="worker lcores, each reading its own queue of the pcap port")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("FAIL: this test needs root (DPDK's EAL and net_pcap run as root)")
 
     with tempfile.TemporaryDirectory(prefix="sluice-pcap-") as workdir:
-        input_path = os.path.join(workdir, "in.pcap")
-        output_path = os.path.join(workdir, "out.pcap")
         packets, expected = build_input()
-        wrpcap(input_path, packets)
-        stats, log = run_sluiced(args.sluiced, workdir, input_path, output_path, len(packets))
-        outputs = list(rdpcap(output_path))
+        # Each flow goes to one queue, so each worker sees a flow's packets in order.
+        queues = [[] for _ in range(args.workers)]
+        for packet, flow in zip(packets, expected):
+            queue = zlib.crc32(repr(flow).encode()) % args.workers if isinstance(flow, tuple) else 0
+            queues[queue].append((packet, flow))
+        input_paths = [os.path.join(workdir, "in%d.pcap" % q) for q in range(args.workers)]
+        output_paths = [os.path.join(workdir, "out%d.pcap" % q) for q in range(args.workers)]
+        for path, queue in zip(input_paths, queues):
+            wrpcap(path, [packet for packet, _ in queue])
+        stats, log = run_sluiced(args.sluiced, workdir, input_paths, output_paths, len(packets))
 
-        forwarded = [(p, e) for p, e in zip(packets, expected) if isinstance(e, tuple)]
-        check(len(outputs) == len(forwarded),
-              "%d packets out, expected %d" % (len(outputs), len(forwarded)))
+        pairs = []
+        for path, queue in zip(output_paths, queues):
+            outputs = list(rdpcap(path)) if os.path.getsize(path) > 0 else []
+            forwarded = [(p, e) for p, e in queue if isinstance(e, tuple)]
+            check(len(outputs) == len(forwarded),
+                  "%s: %d packets out, expected %d" % (os.path.basename(path), len(outputs), len(forwarded)))
+            check(len(forwarded) > 0, "%s: the test sent this queue nothing" % os.path.basename(path))
+            pairs.extend(zip(outputs, forwarded))
 
         backend_of_flow = {}
         per_backend = {}
-        for output, (original, flow) in zip(outputs, forwarded):
+        for output, (original, flow) in pairs:
             check(output.dst == NEXT_HOP_MAC, "%s: destination MAC %s" % (flow, output.dst))
             check(output.src == "02:70:63:61:70:00", "%s: source MAC %s" % (flow, output.src))
             if Dot1Q in original:
@@ -237,7 +257,8 @@ def main():
         check(tcp6_backends == set(BACKENDS6), "IPv6 flows reached only %s" % sorted(tcp6_backends))
 
         check(stats["received"] == len(packets), "stats: received %d, sent %d" % (stats["received"], len(packets)))
-        check(stats["forwarded"] == len(forwarded), "stats: forwarded %d, expected %d" % (stats["forwarded"], len(forwarded)))
+        forwarded_total = sum(1 for e in expected if isinstance(e, tuple))
+        check(stats["forwarded"] == forwarded_total, "stats: forwarded %d, expected %d" % (stats["forwarded"], forwarded_total))
         for reason in ("ipv4_header_too_short", "truncated_tcp"):
             check(stats["drops"][reason] == 1, "stats: drops.%s is %d, expected 1" % (reason, stats["drops"][reason]))
         check(stats["to_kernel"] == 3, "stats: to_kernel %d, expected 3" % stats["to_kernel"])
@@ -258,7 +279,8 @@ def main():
                 print("FAIL:", failure)
             print("%d checks failed" % len(failures))
             return 1
-        print("%d packets in, %d forwarded and checked, per backend: %s" % (len(packets), len(outputs), dict(sorted(per_backend.items()))))
+        print("%d worker(s), %d packets in, %d forwarded and checked, per backend: %s" %
+              (args.workers, len(packets), len(pairs), dict(sorted(per_backend.items()))))
         return 0
 
 

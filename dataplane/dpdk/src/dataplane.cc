@@ -55,9 +55,13 @@ Result<std::unique_ptr<Dataplane>> Dataplane::create(const Settings& settings,
 
 Status Dataplane::init_eal(const Settings& settings, const std::string& program_name) {
   std::vector<std::string> args{program_name};
-  std::string lcores = std::to_string(settings.main_lcore);
-  for (uint32_t lcore : settings.worker_lcores) lcores += "," + std::to_string(lcore);
-  args.insert(args.end(), {"-l", lcores, "--main-lcore", std::to_string(settings.main_lcore)});
+  // --lcores maps each lcore to a CPU: LCORE@CPU.
+  std::string lcores = std::to_string(settings.main_lcore) + "@" + std::to_string(settings.main_lcore);
+  for (size_t i = 0; i < settings.worker_lcores.size(); ++i) {
+    const uint32_t cpu = settings.worker_cpus.empty() ? settings.worker_lcores[i] : settings.worker_cpus[i];
+    lcores += "," + std::to_string(settings.worker_lcores[i]) + "@" + std::to_string(cpu);
+  }
+  args.insert(args.end(), {"--lcores", lcores, "--main-lcore", std::to_string(settings.main_lcore)});
 
   for (size_t i = 0; i < settings.ports.size(); ++i) {
     const std::string& device = settings.ports[i].device;

@@ -42,6 +42,7 @@ struct DpdkPortConfig {
 struct DpdkConfig {
   uint32_t main_lcore = 0;
   std::vector<uint32_t> worker_lcores{1};
+  std::vector<uint32_t> worker_cpus;  // CPU of each worker lcore; empty: the lcore's own id
   std::vector<std::string> eal_args;
   std::vector<DpdkPortConfig> ports;
   std::string exception_interface;  // TAP interface for traffic that is not for a VIP

@@ -28,6 +28,9 @@ struct PortSettings {
 struct Settings {
   uint32_t main_lcore = 0;
   std::vector<uint32_t> worker_lcores{1};
+  // The CPU of each worker lcore, in the same order; empty: lcore N runs on CPU N. Several
+  // workers may share a CPU, which only tests should do.
+  std::vector<uint32_t> worker_cpus;
   std::vector<std::string> eal_args;
   std::vector<PortSettings> ports;
   // Name of the TAP interface that takes port 0's non-VIP traffic to the kernel; port N > 0
