@@ -117,36 +117,46 @@ uint64_t seconds_to_ns(const YAML::Node& node, const std::string& path) {
   return unsigned_integer(node, path, 1, 86400) * 1'000'000'000ull;
 }
 
-std::vector<BackendConfig> parse_backends(const YAML::Node& node, const std::string& path,
-                                          const IpAddress& vip_address) {
+BackendConfig parse_backend(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"address", "weight"});
+  if (!node["address"]) fail(join(path, "address"), "missing");
+  BackendConfig backend;
+  backend.address = address(node["address"], join(path, "address"));
+  if (node["weight"]) {
+    backend.weight =
+        static_cast<uint32_t>(unsigned_integer(node["weight"], join(path, "weight"), 0, 65535));
+  }
+  return backend;
+}
+
+std::vector<BackendConfig> parse_backends(const YAML::Node& node, const std::string& path) {
   if (!node.IsSequence()) fail(path, "expected a list of backends");
   std::vector<BackendConfig> backends;
-  std::set<IpAddress> seen;
-  for (size_t i = 0; i < node.size(); ++i) {
-    const std::string item = index(path, i);
-    check_keys(node[i], item, {"address", "weight"});
-    if (!node[i]["address"]) fail(join(item, "address"), "missing");
-    BackendConfig backend;
-    backend.address = address(node[i]["address"], join(item, "address"));
-    // TODO: IPv4-in-IPv6 would allow IPv6 backends behind IPv4 VIPs.
-    if (backend.address.family != vip_address.family) {
-      fail(join(item, "address"), backend.address.to_string() +
-                                      " is not of the VIP's address family (IP-in-IP keeps the "
-                                      "family: IPv4 backends for IPv4 VIPs, IPv6 for IPv6)");
-    }
-    if (backend.address == vip_address) {
-      fail(join(item, "address"), backend.address.to_string() + " is the VIP's own address");
-    }
-    if (!seen.insert(backend.address).second) {
-      fail(join(item, "address"), backend.address.to_string() + " is listed twice in this VIP");
-    }
-    if (node[i]["weight"]) {
-      backend.weight =
-          static_cast<uint32_t>(unsigned_integer(node[i]["weight"], join(item, "weight"), 0, 65535));
-    }
-    backends.push_back(backend);
-  }
+  for (size_t i = 0; i < node.size(); ++i) backends.push_back(parse_backend(node[i], index(path, i)));
   return backends;
+}
+
+// Checks the rules within one VIP: backend families, duplicates, and the table's room.
+void check_vip(const VipConfig& vip, const std::string& path) {
+  std::set<IpAddress> seen;
+  for (size_t i = 0; i < vip.backends.size(); ++i) {
+    const std::string field = join(index(join(path, "backends"), i), "address");
+    const IpAddress& backend = vip.backends[i].address;
+    // TODO: IPv4-in-IPv6 would allow IPv6 backends behind IPv4 VIPs.
+    if (backend.family != vip.key.address.family) {
+      fail(field, backend.to_string() + " is not of the VIP's address family (IP-in-IP keeps the "
+                                        "family: IPv4 backends for IPv4 VIPs, IPv6 for IPv6)");
+    }
+    if (backend == vip.key.address) fail(field, backend.to_string() + " is the VIP's own address");
+    if (!seen.insert(backend).second) {
+      fail(field, backend.to_string() + " is listed twice in this VIP");
+    }
+  }
+  if (vip.backends.size() > vip.table_size) {
+    fail(join(path, "backends"), std::to_string(vip.backends.size()) +
+                                     " backends do not fit a table of " +
+                                     std::to_string(vip.table_size) + " slots");
+  }
 }
 
 VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
@@ -173,14 +183,7 @@ VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
     const std::string text = scalar(node["encapsulation"], join(path, "encapsulation"));
     if (text != "ipip") fail(join(path, "encapsulation"), "'" + text + "' is not supported (use ipip)");
   }
-  if (node["backends"]) {
-    vip.backends = parse_backends(node["backends"], join(path, "backends"), vip.key.address);
-  }
-  if (vip.backends.size() > vip.table_size) {
-    fail(join(path, "backends"), std::to_string(vip.backends.size()) +
-                                     " backends do not fit a table of " +
-                                     std::to_string(vip.table_size) + " slots");
-  }
+  if (node["backends"]) vip.backends = parse_backends(node["backends"], join(path, "backends"));
   return vip;
 }
 
@@ -382,8 +385,10 @@ void parse_flow_table(const YAML::Node& node, Config& config) {
 void check_cross_fields(Config& config) {
   std::set<VipKey> seen;
   size_t backends = 0;
+  config.warnings.clear();
   for (size_t i = 0; i < config.vips.size(); ++i) {
     const VipConfig& vip = config.vips[i];
+    check_vip(vip, index("vips", i));
     if (!seen.insert(vip.key).second) {
       fail(index("vips", i), "VIP " + vip.key.to_string() + " is defined twice");
     }
@@ -450,18 +455,85 @@ Config parse_root(const YAML::Node& root) {
   return config;
 }
 
-}  // namespace
-
-Result<Config> parse_config(std::string_view yaml_text) {
+// Runs `parse` on the YAML (or JSON) text and turns every failure into an Error.
+template <typename T, typename Parse>
+Result<T> parse_text(std::string_view text, Parse parse) {
   try {
-    const YAML::Node root = YAML::Load(std::string(yaml_text));
-    return parse_root(root);
+    const YAML::Node root = YAML::Load(std::string(text));
+    return parse(root);
   } catch (const ConfigError& error) {
     return Error{error.message};
   } catch (const YAML::Exception& error) {
     return Error{"invalid YAML at line " + std::to_string(error.mark.line + 1) + ", column " +
                  std::to_string(error.mark.column + 1) + ": " + error.msg};
   }
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view yaml_text) {
+  return parse_text<Config>(yaml_text, parse_root);
+}
+
+Result<VipConfig> parse_vip_config(std::string_view text) {
+  return parse_text<VipConfig>(text, [](const YAML::Node& node) {
+    VipConfig vip = parse_vip(node, "vip");
+    check_vip(vip, "vip");
+    return vip;
+  });
+}
+
+Result<BackendConfig> parse_backend_config(std::string_view text) {
+  return parse_text<BackendConfig>(text, [](const YAML::Node& node) {
+    return parse_backend(node, "backend");
+  });
+}
+
+Status validate_config(Config& config) {
+  try {
+    check_cross_fields(config);
+    return {};
+  } catch (const ConfigError& error) {
+    return Error{error.message};
+  }
+}
+
+Result<VipKey> parse_vip_key(std::string_view text) {
+  const std::string input(text);
+  const size_t slash = input.rfind('/');
+  const size_t colon = input.rfind(':', slash);
+  const std::string usage = " (write ADDRESS:PORT/PROTOCOL, for example 203.0.113.10:80/tcp or "
+                            "[2001:db8::10]:443/udp)";
+  if (slash == std::string::npos || colon == std::string::npos || colon == 0) {
+    return Error{"invalid VIP '" + input + "'" + usage};
+  }
+  std::string host = input.substr(0, colon);
+  const bool bracketed = host.size() >= 2 && host.front() == '[' && host.back() == ']';
+  if (bracketed) host = host.substr(1, host.size() - 2);
+  Result<IpAddress> address = IpAddress::parse(host);
+  if (!address || (address->is_v6() && !bracketed)) {
+    return Error{"invalid VIP '" + input + "': '" + host + "' is not an IP address" +
+                 (address && !bracketed ? " in brackets" : "") + usage};
+  }
+  const std::string port_text = input.substr(colon + 1, slash - colon - 1);
+  const std::string protocol_text = input.substr(slash + 1);
+  VipKey key{*address, 0, 0};
+  try {
+    size_t used = 0;
+    const unsigned long port = std::stoul(port_text, &used, 10);
+    if (used != port_text.size() || port > 65535) throw std::out_of_range(port_text);
+    key.port = static_cast<uint16_t>(port);
+  } catch (const std::exception&) {
+    return Error{"invalid VIP '" + input + "': '" + port_text + "' is not a port from 0 to 65535"};
+  }
+  if (protocol_text == "tcp") {
+    key.protocol = kProtocolTcp;
+  } else if (protocol_text == "udp") {
+    key.protocol = kProtocolUdp;
+  } else {
+    return Error{"invalid VIP '" + input + "': '" + protocol_text + "' is not tcp or udp"};
+  }
+  return key;
 }
 
 Result<Config> load_config_file(const std::string& path) {

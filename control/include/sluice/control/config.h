@@ -91,4 +91,18 @@ struct Config {
 Result<Config> parse_config(std::string_view yaml_text);
 Result<Config> load_config_file(const std::string& path);
 
+// Parses one VIP with the fields of an entry of `vips`, from YAML or JSON, and checks its
+// backends. Errors name the field under "vip", for example "vip.table_size".
+Result<VipConfig> parse_vip_config(std::string_view text);
+
+// Parses one backend ({address, weight}) from YAML or JSON; errors name "backend.FIELD".
+Result<BackendConfig> parse_backend_config(std::string_view text);
+
+// Checks the rules that span fields (duplicate VIPs, backend families, outer source addresses,
+// limits) on a config built or changed in code, and refills config.warnings.
+Status validate_config(Config& config);
+
+// Parses a VIP written as 203.0.113.10:80/tcp or [2001:db8::10]:443/udp.
+Result<VipKey> parse_vip_key(std::string_view text);
+
 }  // namespace sluice::control

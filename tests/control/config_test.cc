@@ -1,0 +1,120 @@
+// Config pieces that the API will parse one at a time: VIP keys, single VIPs and backends,
+// and validation of a config changed in code.
+#include "sluice/control/config.h"
+
+#include <gtest/gtest.h>
+
+#include "sluice/packet.h"
+
+namespace sluice::control {
+namespace {
+
+TEST(VipKey, ParsesIpv4) {
+  auto key = parse_vip_key("203.0.113.10:80/tcp");
+  ASSERT_TRUE(key.ok()) << key.error();
+  EXPECT_EQ(key->address, *IpAddress::parse("203.0.113.10"));
+  EXPECT_EQ(key->port, 80);
+  EXPECT_EQ(key->protocol, kProtocolTcp);
+  EXPECT_EQ(key->to_string(), "203.0.113.10:80/tcp");
+}
+
+TEST(VipKey, ParsesBracketedIpv6) {
+  auto key = parse_vip_key("[2001:db8::10]:443/udp");
+  ASSERT_TRUE(key.ok()) << key.error();
+  EXPECT_TRUE(key->address.is_v6());
+  EXPECT_EQ(key->port, 443);
+  EXPECT_EQ(key->protocol, kProtocolUdp);
+  EXPECT_EQ(key->to_string(), "[2001:db8::10]:443/udp");
+}
+
+TEST(VipKey, RejectsBadInput) {
+  const struct {
+    const char* text;
+    const char* expected;
+  } cases[] = {
+      {"203.0.113.10:80", "invalid VIP"},
+      {"203.0.113.10/tcp", "invalid VIP"},
+      {"300.1.1.1:80/tcp", "'300.1.1.1' is not an IP address"},
+      {"[2001:db8::1:80/tcp", "is not an IP address"},
+      {"2001:db8::1:80/tcp", "in brackets"},
+      {"203.0.113.10:70000/tcp", "not a port"},
+      {"203.0.113.10:http/tcp", "not a port"},
+      {"203.0.113.10:80/sctp", "not tcp or udp"},
+  };
+  for (const auto& test : cases) {
+    auto key = parse_vip_key(test.text);
+    ASSERT_FALSE(key.ok()) << test.text;
+    EXPECT_NE(key.error().find(test.expected), std::string::npos)
+        << test.text << ": " << key.error();
+  }
+}
+
+TEST(VipConfigText, ParsesJson) {
+  auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "backends": [{"address": "198.51.100.130", "weight": 2}]})");
+  ASSERT_TRUE(vip.ok()) << vip.error();
+  EXPECT_EQ(vip->table_size, 65537u);
+  ASSERT_EQ(vip->backends.size(), 1u);
+  EXPECT_EQ(vip->backends[0].weight, 2u);
+}
+
+TEST(VipConfigText, NamesBadField) {
+  auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "table_size": 65536})");
+  ASSERT_FALSE(vip.ok());
+  EXPECT_NE(vip.error().find("vip.table_size: 65536 is not prime"), std::string::npos)
+      << vip.error();
+}
+
+TEST(VipConfigText, RejectsDuplicateBackend) {
+  auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "backends": [{"address": "198.51.100.130"},
+                                               {"address": "198.51.100.130"}]})");
+  ASSERT_FALSE(vip.ok());
+  EXPECT_NE(vip.error().find("vip.backends[1].address"), std::string::npos) << vip.error();
+}
+
+TEST(BackendConfigText, RejectsNegativeWeight) {
+  auto backend = parse_backend_config(R"({"address": "198.51.100.130", "weight": -1})");
+  ASSERT_FALSE(backend.ok());
+  EXPECT_NE(backend.error().find("backend.weight"), std::string::npos) << backend.error();
+}
+
+TEST(ValidateConfig, RejectsChangedConfig) {
+  Config config;
+  config.source_ipv4 = *IpAddress::parse("198.51.100.2");
+  VipConfig vip;
+  vip.key = *parse_vip_key("203.0.113.10:80/tcp");
+  vip.backends.push_back({*IpAddress::parse("198.51.100.130"), 1});
+  config.vips.push_back(vip);
+  ASSERT_TRUE(validate_config(config).ok());
+
+  config.vips.push_back(vip);
+  Status duplicate = validate_config(config);
+  ASSERT_FALSE(duplicate.ok());
+  EXPECT_NE(duplicate.error().find("vips[1]: VIP 203.0.113.10:80/tcp is defined twice"),
+            std::string::npos)
+      << duplicate.error();
+
+  config.vips.pop_back();
+  config.vips[0].backends.push_back({*IpAddress::parse("2001:db8::1"), 1});
+  Status family = validate_config(config);
+  ASSERT_FALSE(family.ok());
+  EXPECT_NE(family.error().find("vips[0].backends[1].address"), std::string::npos)
+      << family.error();
+}
+
+TEST(ValidateConfig, WarnsAboutVipWithoutServingBackend) {
+  Config config;
+  config.source_ipv4 = *IpAddress::parse("198.51.100.2");
+  VipConfig vip;
+  vip.key = *parse_vip_key("203.0.113.10:80/tcp");
+  vip.backends.push_back({*IpAddress::parse("198.51.100.130"), 0});
+  config.vips.push_back(vip);
+  ASSERT_TRUE(validate_config(config).ok());
+  ASSERT_EQ(config.warnings.size(), 1u);
+  EXPECT_NE(config.warnings[0].find("no backend with a weight above 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::control
