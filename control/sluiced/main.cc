@@ -6,6 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include <sched.h>
+#include <sys/stat.h>
 
 #include <csignal>
 #include <ctime>
@@ -14,14 +15,14 @@
 #include <string>
 
 #include "sluice/control/config.h"
+#include "sluice/control/control_plane.h"
 #include "sluice/control/dataplane_driver.h"
-#include "sluice/control/neighbor.h"
-#include "sluice/control/snapshot_builder.h"
 #include "sluice/control/stats_report.h"
+#include "api_routes.h"
+#include "http_server.h"
 
 namespace {
 
-using sluice::MacAddress;
 using sluice::control::Config;
 
 constexpr int kExitConfigInvalid = 2;
@@ -61,114 +62,16 @@ sluice::Status check_lcores(const Config& config) {
   return {};
 }
 
-// Owns the running state: the config in force, the snapshot builder and the data plane.
-class Daemon {
- public:
-  Daemon(Config config, std::string config_path, std::string stats_path,
-         std::unique_ptr<sluice::control::DataplaneDriver> dataplane)
-      : config_(std::move(config)),
-        config_path_(std::move(config_path)),
-        stats_path_(std::move(stats_path)),
-        dataplane_(std::move(dataplane)) {
-    if (config_.next_hop.mac) next_hop_ = *config_.next_hop.mac;
+void write_stats(const sluice::control::ControlPlane& control, const std::string& path) {
+  if (path.empty()) return;
+  if (auto status = sluice::control::write_stats_file(path, control.stats()); !status) {
+    spdlog::warn("stats file: {}", status.error());
   }
+}
 
-  bool publish(const Config& config) {
-    std::vector<sluice::control::VipBuildReport> report;
-    auto snapshot = builder_.build(config, next_hop_, &report);
-    if (!snapshot) {
-      spdlog::error("snapshot build failed, the running state stays: {}", snapshot.error());
-      return false;
-    }
-    if (auto status = dataplane_->publish(*snapshot); !status) {
-      spdlog::error("publishing generation {} failed, the running state stays: {}",
-                    (*snapshot)->generation, status.error());
-      return false;
-    }
-    snapshot_ = *snapshot;
-    for (const auto& vip : report) {
-      std::string slots;
-      for (const auto& [address, count] : vip.slots_per_backend) {
-        slots += (slots.empty() ? "" : ", ") + address.to_string() + "=" + std::to_string(count);
-      }
-      spdlog::info("vip {}: generation {}, table size {}, {} slots changed, slots per backend: {}",
-                   vip.key.to_string(), (*snapshot)->generation, vip.table_size,
-                   vip.changed_slots, slots.empty() ? "none" : slots);
-    }
-    return true;
-  }
-
-  void reload() {
-    spdlog::info("re-reading {}", config_path_);
-    auto config = sluice::control::load_config_file(config_path_);
-    if (!config) {
-      spdlog::error("config rejected, the running state stays: {}", config.error());
-      return;
-    }
-    // Ports, lcores, EAL arguments and the flow table size take effect only at start; a
-    // reload applies VIPs, backends, addresses, seed and timeouts.
-    if (config->dataplane != config_.dataplane || config->dpdk != config_.dpdk ||
-        config->xdp != config_.xdp || config->flow_table_size != config_.flow_table_size) {
-      spdlog::warn("the dataplane section or flow_table.size changed, but they apply only at "
-                   "start; restart sluiced to use them");
-    }
-    log_warnings(*config);
-    if (publish(*config)) config_ = std::move(*config);
-  }
-
-  // Resolves the next-hop MAC when the config names an address, and republishes on change.
-  void refresh_next_hop() {
-    if (config_.next_hop.mac) return;
-    const std::string interface = dataplane_->neighbor_interface();
-    auto mac = sluice::control::find_ipv4_neighbor(config_.next_hop.ipv4, interface);
-    if (!mac) {
-      if (auto status = sluice::control::solicit_ipv4_neighbor(config_.next_hop.ipv4, interface);
-          !status && !solicit_failed_logged_) {
-        spdlog::warn("next hop {}: {}", config_.next_hop.ipv4.to_string(), status.error());
-        solicit_failed_logged_ = true;
-      }
-      return;
-    }
-    if (*mac == next_hop_) return;
-    spdlog::info("next hop {} resolved to {} on {}", config_.next_hop.ipv4.to_string(),
-                 mac->to_string(), interface);
-    next_hop_ = *mac;
-    publish(config_);
-  }
-
-  void write_stats() {
-    if (stats_path_.empty() || !snapshot_) return;
-    auto report = sluice::control::stats_report(*snapshot_, dataplane_->totals());
-    report["dataplane"] = dataplane_->name();
-    dataplane_->add_stats(report);
-    if (auto status = sluice::control::write_stats_file(stats_path_, report); !status) {
-      spdlog::warn("stats file: {}", status.error());
-    }
-  }
-
-  // Publishes the first snapshot, then starts the workers, so no packet meets an empty one.
-  sluice::Status start() {
-    if (!publish(config_)) return sluice::Error{"the first snapshot could not be built"};
-    return dataplane_->start();
-  }
-
-  void stop() { dataplane_->stop(); }
-  bool next_hop_known() const { return !next_hop_.is_zero(); }
-  const Config& config() const { return config_; }
-
- private:
-  Config config_;
-  std::string config_path_;
-  std::string stats_path_;
-  std::unique_ptr<sluice::control::DataplaneDriver> dataplane_;
-  sluice::control::SnapshotBuilder builder_;
-  std::shared_ptr<const sluice::Snapshot> snapshot_;
-  MacAddress next_hop_;
-  bool solicit_failed_logged_ = false;
-};
-
-int run(Daemon& daemon, const sigset_t& signals) {
-  daemon.refresh_next_hop();
+int run(sluice::control::ControlPlane& control, const sigset_t& signals,
+        const std::string& stats_path) {
+  control.refresh_next_hop();
 
   int ticks = 0;
   for (;;) {
@@ -178,17 +81,14 @@ int run(Daemon& daemon, const sigset_t& signals) {
       spdlog::info("received {}, stopping", signal == SIGINT ? "SIGINT" : "SIGTERM");
       break;
     }
-    if (signal == SIGHUP) daemon.reload();
-    if (signal == SIGUSR1) daemon.write_stats();
+    if (signal == SIGHUP) (void)control.reload();
+    if (signal == SIGUSR1) write_stats(control, stats_path);
 
     ++ticks;
     // Until the next hop is known, ask every half second; afterwards, every 10 seconds.
-    if (!daemon.next_hop_known() || ticks % 20 == 0) daemon.refresh_next_hop();
-    if (ticks % 2 == 0) daemon.write_stats();
+    if (!control.next_hop_known() || ticks % 20 == 0) control.refresh_next_hop();
+    if (ticks % 2 == 0) write_stats(control, stats_path);
   }
-
-  daemon.stop();
-  daemon.write_stats();
   return 0;
 }
 
@@ -199,12 +99,16 @@ int main(int argc, char** argv) {
   std::string config_path;
   std::string stats_path;
   std::string log_level = "info";
+  std::string api_socket = "/run/sluice/sluiced.sock";
   bool check_only = false;
   app.add_option("-c,--config", config_path, "YAML config file")->required();
   app.add_option("--stats-file", stats_path,
                  "write counters as JSON to this file every second, on SIGUSR1 and at exit");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error or critical")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
+  app.add_option("--api-socket", api_socket,
+                 "Unix socket of the HTTP API that sluicectl uses (mode 0660)")
+      ->capture_default_str();
   app.add_flag("--check-config", check_only, "validate the config file and exit");
   CLI11_PARSE(app, argc, argv);
 
@@ -244,12 +148,27 @@ int main(int argc, char** argv) {
 
   int rc = 0;
   {
-    Daemon daemon(std::move(*config), config_path, stats_path, std::move(*dataplane));
-    if (auto status = daemon.start(); !status) {
+    sluice::control::ControlPlane control(std::move(*config), config_path, std::move(*dataplane));
+    if (auto status = control.start(); !status) {
       spdlog::error("data plane start failed: {}", status.error());
       return kExitDataplaneFailed;
     }
-    rc = run(daemon, signals);
+
+    const std::string socket_directory = api_socket.substr(0, api_socket.rfind('/'));
+    if (!socket_directory.empty()) ::mkdir(socket_directory.c_str(), 0755);
+    auto api = sluice::control::HttpServer::listen_unix(api_socket, 0660);
+    if (!api) {
+      spdlog::error("API start failed: {}", api.error());
+      control.stop();
+      return kExitDataplaneFailed;
+    }
+    (*api)->start(sluice::control::make_api_handler(control));
+    spdlog::info("API listening on {}", (*api)->endpoint());
+
+    rc = run(control, signals, stats_path);
+    (*api)->stop();
+    control.stop();
+    write_stats(control, stats_path);
   }
   spdlog::info("stopped");
   return rc;

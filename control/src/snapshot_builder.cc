@@ -22,14 +22,16 @@ Result<uint32_t> take_free_slot(std::set<uint32_t>& used, uint32_t limit, const 
   return slot;
 }
 
-BackendState state_for(const BackendConfig& backend) {
-  return backend.weight == 0 ? BackendState::kDrained : BackendState::kLive;
+BackendState state_for(const BackendConfig& backend, bool down) {
+  if (backend.weight == 0) return BackendState::kDrained;
+  return down ? BackendState::kDown : BackendState::kLive;
 }
 
 }  // namespace
 
 Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
-    const Config& config, const MacAddress& next_hop, std::vector<VipBuildReport>* report) {
+    const Config& config, const MacAddress& next_hop, std::vector<VipBuildReport>* report,
+    const DownBackends& down) {
   State next;
   next.next_uid = state_.next_uid;
   next.generation = state_.generation + 1;
@@ -71,6 +73,17 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     vip.slot = next.vip_slots[vip_config.key];
     vip.encapsulation = vip_config.encapsulation;
 
+    // When every weighted backend is down, all of them stay in the table.
+    bool all_down = false;
+    for (const BackendConfig& backend : vip_config.backends) {
+      if (backend.weight == 0) continue;
+      if (!down.contains({vip_config.key, backend.address})) {
+        all_down = false;
+        break;
+      }
+      all_down = true;
+    }
+
     std::vector<MaglevBackend> maglev_backends;
     for (const BackendConfig& backend : vip_config.backends) {
       const auto key = std::make_pair(vip_config.key, backend.address);
@@ -81,9 +94,12 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
       }
       const BackendAllocation& allocation = next.backend_slots[key];
       if (snapshot->backends.size() <= allocation.slot) snapshot->backends.resize(allocation.slot + 1);
-      snapshot->backends[allocation.slot] = {allocation.uid, state_for(backend), backend.address,
+      const bool is_down = !all_down && down.contains(key);
+      const BackendState state = state_for(backend, is_down);
+      snapshot->backends[allocation.slot] = {allocation.uid, state, backend.address,
                                              backend.weight, vip.slot};
-      maglev_backends.push_back({backend.address, backend.weight, allocation.slot});
+      const uint32_t weight = state == BackendState::kLive ? backend.weight : 0;
+      maglev_backends.push_back({backend.address, weight, allocation.slot});
     }
 
     std::vector<uint32_t> previous;
@@ -92,7 +108,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     if (!table) return Error{"vip " + vip.key.to_string() + ": " + table.error()};
 
     if (report != nullptr) {
-      VipBuildReport entry{vip.key, {}, table->changed_slots, vip_config.table_size};
+      VipBuildReport entry{vip.key, {}, table->changed_slots, vip_config.table_size, all_down};
       for (const MaglevSlotCount& count : table->slot_counts) {
         entry.slots_per_backend.emplace_back(snapshot->backends[count.id].address, count.slots);
       }

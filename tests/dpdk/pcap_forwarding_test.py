@@ -142,7 +142,8 @@ def run_sluiced(sluiced, workdir, input_paths, output_paths, expected_received):
                               b6=", ".join("{address: \"%s\"}" % b for b in BACKENDS6)))
     log_path = os.path.join(workdir, "sluiced.log")
     with open(log_path, "w") as log:
-        process = subprocess.Popen([sluiced, "--config", config_path, "--stats-file", stats_path],
+        process = subprocess.Popen([sluiced, "--config", config_path, "--stats-file", stats_path,
+                                    "--api-socket", os.path.join(workdir, "sluiced.sock")],
                                    stdout=log, stderr=subprocess.STDOUT)
     stats = None
     try:

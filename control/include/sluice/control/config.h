@@ -17,6 +17,8 @@ namespace sluice::control {
 struct BackendConfig {
   IpAddress address;
   uint32_t weight = 1;  // 0 drains the backend: existing flows stay, new flows go elsewhere
+
+  bool operator==(const BackendConfig&) const = default;
 };
 
 struct VipConfig {
@@ -24,6 +26,8 @@ struct VipConfig {
   uint32_t table_size = SLUICE_MAGLEV_DEFAULT_SIZE;
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
   std::vector<BackendConfig> backends;
+
+  bool operator==(const VipConfig&) const = default;
 };
 
 struct DpdkPortConfig {
@@ -68,6 +72,8 @@ struct XdpConfig {
 struct NextHopConfig {
   std::optional<MacAddress> mac;  // fixed next-hop MAC
   IpAddress ipv4;                 // or resolve this address through the exception interface
+
+  bool operator==(const NextHopConfig&) const = default;
 };
 
 struct Config {
@@ -84,6 +90,8 @@ struct Config {
 
   // Valid but probably unintended settings, for the caller to log.
   std::vector<std::string> warnings;
+
+  bool operator==(const Config&) const = default;
 };
 
 // Parses and validates a whole config. An error names the field path and the reason, for

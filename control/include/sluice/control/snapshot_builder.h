@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <utility>
 #include <vector>
 
@@ -19,14 +20,21 @@ struct VipBuildReport {
   std::vector<std::pair<IpAddress, uint32_t>> slots_per_backend;
   uint32_t changed_slots = 0;
   uint32_t table_size = 0;
+  // Every backend with a weight above 0 failed its health checks, so all of them stay in the
+  // table: forwarding to a backend that may be alive beats dropping every new flow.
+  bool all_down = false;
 };
+
+// Backends that failed their health checks, by VIP.
+using DownBackends = std::set<std::pair<VipKey, IpAddress>>;
 
 class SnapshotBuilder {
  public:
   // Builds the next snapshot. On failure the builder's slots and tables stay as they were,
   // so the running snapshot remains the reference for the next build.
   Result<std::shared_ptr<const Snapshot>> build(const Config& config, const MacAddress& next_hop,
-                                                std::vector<VipBuildReport>* report = nullptr);
+                                                std::vector<VipBuildReport>* report = nullptr,
+                                                const DownBackends& down = {});
 
  private:
   struct BackendAllocation {

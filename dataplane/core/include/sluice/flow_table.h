@@ -15,6 +15,8 @@ struct FlowTimeouts {
   uint64_t tcp_ns = 300'000'000'000;        // established TCP, idle
   uint64_t tcp_closing_ns = 10'000'000'000;  // after a FIN or RST
   uint64_t udp_ns = 30'000'000'000;          // UDP and other protocols, idle
+
+  bool operator==(const FlowTimeouts&) const = default;
 };
 
 struct FlowEntry {

@@ -1,0 +1,101 @@
+#include "config_yaml.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include "sluice/packet.h"
+
+namespace sluice::control {
+namespace {
+
+void emit_dataplane(YAML::Emitter& out, const Config& config) {
+  out << YAML::Key << "dataplane" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << config.dataplane;
+  if (config.dataplane == "dpdk") {
+    const DpdkConfig& dpdk = config.dpdk;
+    out << YAML::Key << "dpdk" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "main_lcore" << YAML::Value << dpdk.main_lcore;
+    out << YAML::Key << "worker_lcores" << YAML::Value << YAML::Flow << dpdk.worker_lcores;
+    if (!dpdk.worker_cpus.empty()) {
+      out << YAML::Key << "worker_cpus" << YAML::Value << YAML::Flow << dpdk.worker_cpus;
+    }
+    out << YAML::Key << "eal_args" << YAML::Value << YAML::Flow << dpdk.eal_args;
+    out << YAML::Key << "ports" << YAML::Value << YAML::BeginSeq;
+    for (const DpdkPortConfig& port : dpdk.ports) {
+      out << YAML::BeginMap << YAML::Key << "device" << YAML::Value << port.device;
+      if (port.mtu) out << YAML::Key << "mtu" << YAML::Value << *port.mtu;
+      if (port.egress_mtu) out << YAML::Key << "egress_mtu" << YAML::Value << *port.egress_mtu;
+      out << YAML::EndMap;
+    }
+    out << YAML::EndSeq;
+    if (!dpdk.exception_interface.empty()) {
+      out << YAML::Key << "exception" << YAML::Value << YAML::BeginMap << YAML::Key
+          << "interface" << YAML::Value << dpdk.exception_interface << YAML::EndMap;
+    }
+    out << YAML::Key << "mbufs_per_worker" << YAML::Value << dpdk.mbufs_per_worker;
+    out << YAML::Key << "rx_descriptors" << YAML::Value << dpdk.rx_descriptors;
+    out << YAML::Key << "tx_descriptors" << YAML::Value << dpdk.tx_descriptors;
+    out << YAML::EndMap;
+  } else {
+    const XdpConfig& xdp = config.xdp;
+    out << YAML::Key << "xdp" << YAML::Value << YAML::BeginMap;
+    out << YAML::Key << "interfaces" << YAML::Value << YAML::Flow << xdp.interfaces;
+    out << YAML::Key << "mode" << YAML::Value << (xdp.generic ? "generic" : "native");
+    out << YAML::Key << "generic_fallback" << YAML::Value << xdp.generic_fallback;
+    if (!xdp.egress_interface.empty()) {
+      out << YAML::Key << "egress_interface" << YAML::Value << xdp.egress_interface;
+    }
+    if (xdp.egress_mtu) out << YAML::Key << "egress_mtu" << YAML::Value << *xdp.egress_mtu;
+    out << YAML::EndMap;
+  }
+  out << YAML::EndMap;
+}
+
+void emit_lb(YAML::Emitter& out, const Config& config) {
+  out << YAML::Key << "lb" << YAML::Value << YAML::BeginMap;
+  if (config.source_ipv4.is_set()) out << YAML::Key << "ipv4" << YAML::Value << config.source_ipv4.to_string();
+  if (config.source_ipv6.is_set()) out << YAML::Key << "ipv6" << YAML::Value << config.source_ipv6.to_string();
+  out << YAML::Key << "next_hop" << YAML::Value << YAML::BeginMap;
+  if (config.next_hop.mac) out << YAML::Key << "mac" << YAML::Value << config.next_hop.mac->to_string();
+  if (config.next_hop.ipv4.is_set()) {
+    out << YAML::Key << "ipv4" << YAML::Value << config.next_hop.ipv4.to_string();
+  }
+  out << YAML::EndMap << YAML::EndMap;
+}
+
+}  // namespace
+
+std::string config_to_yaml(const Config& config) {
+  YAML::Emitter out;
+  out << YAML::BeginMap;
+  emit_dataplane(out, config);
+  emit_lb(out, config);
+  out << YAML::Key << "seed" << YAML::Value << config.seed;
+  out << YAML::Key << "flow_table" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "size" << YAML::Value << config.flow_table_size;
+  out << YAML::Key << "tcp_timeout_s" << YAML::Value << config.timeouts.tcp_ns / 1'000'000'000;
+  out << YAML::Key << "tcp_closing_timeout_s" << YAML::Value
+      << config.timeouts.tcp_closing_ns / 1'000'000'000;
+  out << YAML::Key << "udp_timeout_s" << YAML::Value << config.timeouts.udp_ns / 1'000'000'000;
+  out << YAML::EndMap;
+
+  out << YAML::Key << "vips" << YAML::Value << YAML::BeginSeq;
+  for (const VipConfig& vip : config.vips) {
+    out << YAML::BeginMap;
+    out << YAML::Key << "address" << YAML::Value << vip.key.address.to_string();
+    out << YAML::Key << "port" << YAML::Value << vip.key.port;
+    out << YAML::Key << "protocol" << YAML::Value << (vip.key.protocol == kProtocolTcp ? "tcp" : "udp");
+    out << YAML::Key << "table_size" << YAML::Value << vip.table_size;
+    out << YAML::Key << "encapsulation" << YAML::Value << "ipip";
+    out << YAML::Key << "backends" << YAML::Value << YAML::BeginSeq;
+    for (const BackendConfig& backend : vip.backends) {
+      out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value
+          << backend.address.to_string() << YAML::Key << "weight" << YAML::Value
+          << backend.weight << YAML::EndMap;
+    }
+    out << YAML::EndSeq << YAML::EndMap;
+  }
+  out << YAML::EndSeq << YAML::EndMap;
+  return std::string(out.c_str()) + "\n";
+}
+
+}  // namespace sluice::control

@@ -1,0 +1,302 @@
+#include "sluice/control/control_plane.h"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+
+#include "sluice/control/neighbor.h"
+#include "sluice/control/stats_report.h"
+#include "sluice/flow_hash.h"
+#include "sluice/maglev.h"
+
+namespace sluice::control {
+namespace {
+
+std::string state_name(BackendState state) {
+  switch (state) {
+    case BackendState::kLive:
+      return "live";
+    case BackendState::kDrained:
+      return "drained";
+    case BackendState::kDown:
+      return "down";
+    case BackendState::kRemoved:
+      break;
+  }
+  return "removed";
+}
+
+VipConfig* find_vip(Config& config, const VipKey& key) {
+  auto it = std::find_if(config.vips.begin(), config.vips.end(),
+                         [&](const VipConfig& vip) { return vip.key == key; });
+  return it == config.vips.end() ? nullptr : &*it;
+}
+
+}  // namespace
+
+ControlPlane::ControlPlane(Config config, std::string config_path,
+                           std::unique_ptr<DataplaneDriver> driver)
+    : config_(std::move(config)), config_path_(std::move(config_path)), driver_(std::move(driver)) {
+  if (config_.next_hop.mac) next_hop_ = *config_.next_hop.mac;
+}
+
+Status ControlPlane::start() {
+  {
+    std::lock_guard lock(mutex_);
+    Config initial = config_;
+    auto published = publish_locked(initial, false);
+    if (!published) return Error{"the first snapshot could not be published: " + published.error()};
+  }
+  return driver_->start();
+}
+
+void ControlPlane::stop() { driver_->stop(); }
+
+Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_run) {
+  if (Status status = validate_config(candidate); !status) return Error{status.error()};
+
+  // A dry run builds with a copy of the builder, so the real one keeps its slots and tables.
+  SnapshotBuilder dry_builder = builder_;
+  SnapshotBuilder& builder = dry_run ? dry_builder : builder_;
+  std::vector<VipBuildReport> report;
+  auto snapshot = builder.build(candidate, next_hop_, &report, down_);
+  if (!snapshot) return Error{snapshot.error()};
+  if (dry_run) return ChangeResult{(*snapshot)->generation, true};
+
+  if (Status status = driver_->publish(*snapshot); !status) {
+    return Error{"the data plane rejected generation " + std::to_string((*snapshot)->generation) +
+                 ": " + status.error()};
+  }
+  snapshot_ = *snapshot;
+  last_report_ = report;
+  for (const std::string& warning : candidate.warnings) spdlog::warn("config: {}", warning);
+  for (const VipBuildReport& vip : report) {
+    std::string slots;
+    for (const auto& [address, count] : vip.slots_per_backend) {
+      slots += (slots.empty() ? "" : ", ") + address.to_string() + "=" + std::to_string(count);
+    }
+    spdlog::info("vip {}: generation {}, table size {}, {} slots changed, slots per backend: {}",
+                 vip.key.to_string(), snapshot_->generation, vip.table_size, vip.changed_slots,
+                 slots.empty() ? "none" : slots);
+    if (vip.all_down) {
+      spdlog::error("vip {}: every backend is down; forwarding to all of them until one "
+                    "passes its checks", vip.key.to_string());
+    }
+  }
+  return ChangeResult{snapshot_->generation, true};
+}
+
+Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bool dry_run) {
+  std::lock_guard lock(mutex_);
+  if (!dry_run && candidate == config_) {
+    return ChangeResult{snapshot_ ? snapshot_->generation : 0, false};
+  }
+  auto result = publish_locked(candidate, dry_run);
+  if (!result) {
+    spdlog::error("{} rejected, the running state stays: {}", what, result.error());
+    return result;
+  }
+  if (!dry_run) {
+    if (candidate.dataplane != config_.dataplane || candidate.dpdk != config_.dpdk ||
+        candidate.xdp != config_.xdp || candidate.flow_table_size != config_.flow_table_size) {
+      spdlog::warn("the dataplane section or flow_table.size changed, but they apply only at "
+                   "start; restart sluiced to use them");
+    }
+    config_ = std::move(candidate);
+    spdlog::info("{} applied: generation {}", what, result->generation);
+  }
+  return result;
+}
+
+Result<ChangeResult> ControlPlane::apply(Config config, bool dry_run) {
+  return change("config", std::move(config), dry_run);
+}
+
+Result<ChangeResult> ControlPlane::reload() {
+  spdlog::info("re-reading {}", config_path_);
+  auto config = load_config_file(config_path_);
+  if (!config) {
+    spdlog::error("config rejected, the running state stays: {}", config.error());
+    return Error{config.error()};
+  }
+  return change("config file", std::move(*config));
+}
+
+Result<ChangeResult> ControlPlane::add_vip(VipConfig vip) {
+  Config candidate = config();
+  if (find_vip(candidate, vip.key) != nullptr) {
+    return Error{"vip " + vip.key.to_string() + " already exists (delete it first, or add backends)"};
+  }
+  const std::string what = "adding vip " + vip.key.to_string();
+  candidate.vips.push_back(std::move(vip));
+  return change(what.c_str(), std::move(candidate));
+}
+
+Result<ChangeResult> ControlPlane::remove_vip(const VipKey& key) {
+  Config candidate = config();
+  VipConfig* vip = find_vip(candidate, key);
+  if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
+  candidate.vips.erase(candidate.vips.begin() + (vip - candidate.vips.data()));
+  const std::string what = "removing vip " + key.to_string();
+  return change(what.c_str(), std::move(candidate));
+}
+
+Result<ChangeResult> ControlPlane::add_backend(const VipKey& key, BackendConfig backend) {
+  Config candidate = config();
+  VipConfig* vip = find_vip(candidate, key);
+  if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
+  for (const BackendConfig& existing : vip->backends) {
+    if (existing.address == backend.address) {
+      return Error{"backend " + backend.address.to_string() + " already exists in vip " +
+                   key.to_string() + " (use backend weight to change it)"};
+    }
+  }
+  const std::string what = "adding backend " + backend.address.to_string() + " to vip " + key.to_string();
+  vip->backends.push_back(backend);
+  return change(what.c_str(), std::move(candidate));
+}
+
+Result<ChangeResult> ControlPlane::remove_backend(const VipKey& key, const IpAddress& address) {
+  Config candidate = config();
+  VipConfig* vip = find_vip(candidate, key);
+  if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
+  auto it = std::find_if(vip->backends.begin(), vip->backends.end(),
+                         [&](const BackendConfig& backend) { return backend.address == address; });
+  if (it == vip->backends.end()) {
+    return Error{"backend " + address.to_string() + " not found in vip " + key.to_string()};
+  }
+  vip->backends.erase(it);
+  const std::string what = "removing backend " + address.to_string() + " from vip " + key.to_string();
+  return change(what.c_str(), std::move(candidate));
+}
+
+Result<ChangeResult> ControlPlane::set_weight(const VipKey& key, const IpAddress& address,
+                                              uint32_t weight) {
+  Config candidate = config();
+  VipConfig* vip = find_vip(candidate, key);
+  if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
+  auto it = std::find_if(vip->backends.begin(), vip->backends.end(),
+                         [&](const BackendConfig& backend) { return backend.address == address; });
+  if (it == vip->backends.end()) {
+    return Error{"backend " + address.to_string() + " not found in vip " + key.to_string()};
+  }
+  it->weight = weight;
+  const std::string what = "setting weight " + std::to_string(weight) + " on backend " +
+                           address.to_string() + " of vip " + key.to_string();
+  return change(what.c_str(), std::move(candidate));
+}
+
+void ControlPlane::set_backend_down(const VipKey& key, const IpAddress& address, bool down) {
+  std::lock_guard lock(mutex_);
+  const auto entry = std::make_pair(key, address);
+  const bool changed = down ? down_.insert(entry).second : down_.erase(entry) > 0;
+  if (!changed) return;
+  Config current = config_;
+  if (auto result = publish_locked(current, false); !result) {
+    spdlog::error("vip {}: backend {} marked {}, but the snapshot was not published: {}",
+                  key.to_string(), address.to_string(), down ? "down" : "up", result.error());
+  }
+}
+
+void ControlPlane::refresh_next_hop() {
+  std::lock_guard lock(mutex_);
+  if (config_.next_hop.mac) return;
+  const std::string interface = driver_->neighbor_interface();
+  auto mac = find_ipv4_neighbor(config_.next_hop.ipv4, interface);
+  if (!mac) {
+    if (auto status = solicit_ipv4_neighbor(config_.next_hop.ipv4, interface);
+        !status && !solicit_failed_logged_) {
+      spdlog::warn("next hop {}: {}", config_.next_hop.ipv4.to_string(), status.error());
+      solicit_failed_logged_ = true;
+    }
+    return;
+  }
+  if (*mac == next_hop_) return;
+  spdlog::info("next hop {} resolved to {} on {}", config_.next_hop.ipv4.to_string(),
+               mac->to_string(), interface);
+  next_hop_ = *mac;
+  Config current = config_;
+  if (auto result = publish_locked(current, false); !result) {
+    spdlog::error("next hop changed, but the snapshot was not published: {}", result.error());
+  }
+}
+
+bool ControlPlane::next_hop_known() const {
+  std::lock_guard lock(mutex_);
+  return !next_hop_.is_zero();
+}
+
+Config ControlPlane::config() const {
+  std::lock_guard lock(mutex_);
+  return config_;
+}
+
+uint64_t ControlPlane::generation() const {
+  std::lock_guard lock(mutex_);
+  return snapshot_ ? snapshot_->generation : 0;
+}
+
+std::vector<VipStatus> ControlPlane::vips() const {
+  std::lock_guard lock(mutex_);
+  std::vector<VipStatus> result;
+  if (!snapshot_) return result;
+  for (const VipBuildReport& report : last_report_) {
+    VipStatus vip{report.key, report.table_size, report.changed_slots, {}};
+    for (const auto& [address, slots] : report.slots_per_backend) {
+      BackendStatus backend{address, 0, "removed", slots};
+      for (const BackendSlot& slot : snapshot_->backends) {
+        const Vip* owner = nullptr;
+        for (const Vip& candidate : snapshot_->vips) {
+          if (candidate.key == report.key) owner = &candidate;
+        }
+        if (owner != nullptr && slot.vip_slot == owner->slot && slot.address == address &&
+            slot.state != BackendState::kRemoved) {
+          backend.weight = slot.weight;
+          backend.state = state_name(slot.state);
+        }
+      }
+      vip.backends.push_back(backend);
+    }
+    result.push_back(std::move(vip));
+  }
+  return result;
+}
+
+Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& client,
+                                       uint16_t port) const {
+  std::lock_guard lock(mutex_);
+  if (!snapshot_) return Error{"no snapshot is published yet"};
+  if (client.family != key.address.family) {
+    return Error{"client " + client.to_string() + " is not of the VIP's address family"};
+  }
+  const Vip* vip = nullptr;
+  for (const Vip& candidate : snapshot_->vips) {
+    if (candidate.key == key) vip = &candidate;
+  }
+  if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
+
+  // The same key a TCP SYN or UDP datagram from the client builds in the parser.
+  sluice_flow_key flow{};
+  std::memcpy(flow.src, client.bytes.data(), 16);
+  std::memcpy(flow.dst, key.address.bytes.data(), 16);
+  flow.src_port = static_cast<uint16_t>((port >> 8) | (port << 8));
+  const uint16_t vip_port = key.port;
+  flow.dst_port = static_cast<uint16_t>((vip_port >> 8) | (vip_port << 8));
+  flow.protocol = key.protocol;
+  flow.family = key.address.family;
+  const uint32_t hash = sluice_flow_hash(&flow, snapshot_->seed);
+  const uint32_t slot = vip->maglev[sluice_maglev_slot(hash, static_cast<uint32_t>(vip->maglev.size()))];
+  if (slot == kMaglevEmpty) return Error{"vip " + key.to_string() + " has no live backend"};
+  return snapshot_->backends[slot].address;
+}
+
+nlohmann::json ControlPlane::stats() const {
+  std::lock_guard lock(mutex_);
+  if (!snapshot_) return nlohmann::json::object();
+  nlohmann::json report = stats_report(*snapshot_, driver_->totals());
+  report["dataplane"] = driver_->name();
+  driver_->add_stats(report);
+  return report;
+}
+
+}  // namespace sluice::control

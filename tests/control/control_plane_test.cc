@@ -1,0 +1,174 @@
+// ControlPlane with a data plane fake: every change is all or nothing, and what it publishes
+// is what the pipeline then does.
+#include "sluice/control/control_plane.h"
+
+#include <gtest/gtest.h>
+
+#include "sluice/packet.h"
+#include "sluice/pipeline.h"
+
+namespace sluice::control {
+namespace {
+
+IpAddress address(const char* text) { return *IpAddress::parse(text); }
+
+// Records every published snapshot; can be told to reject the next ones.
+class FakeDriver final : public DataplaneDriver {
+ public:
+  std::string_view name() const override { return "fake"; }
+  Status publish(std::shared_ptr<const Snapshot> snapshot) override {
+    if (reject) return Error{"rejected by the fake"};
+    published.push_back(std::move(snapshot));
+    return {};
+  }
+  Status start() override { return {}; }
+  void stop() override {}
+  PipelineTotals totals() const override { return {}; }
+  std::string neighbor_interface() const override { return "lo"; }
+
+  bool reject = false;
+  std::vector<std::shared_ptr<const Snapshot>> published;
+};
+
+Config base_config() {
+  Config config;
+  config.source_ipv4 = address("198.51.100.2");
+  config.next_hop.mac = MacAddress{{0x02, 0, 0, 0, 0, 0x01}};
+  VipConfig vip;
+  vip.key = *parse_vip_key("203.0.113.10:80/tcp");
+  vip.table_size = 251;
+  vip.backends = {{address("198.51.100.130"), 1}, {address("198.51.100.131"), 1}};
+  config.vips.push_back(vip);
+  return config;
+}
+
+struct Fixture : ::testing::Test {
+  void SetUp() override {
+    auto owned = std::make_unique<FakeDriver>();
+    driver = owned.get();
+    control = std::make_unique<ControlPlane>(base_config(), "/nonexistent.yaml", std::move(owned));
+    ASSERT_TRUE(control->start().ok());
+  }
+
+  const Snapshot& last() const { return *driver->published.back(); }
+
+  FakeDriver* driver = nullptr;
+  std::unique_ptr<ControlPlane> control;
+  const VipKey vip = *parse_vip_key("203.0.113.10:80/tcp");
+};
+
+TEST_F(Fixture, IdenticalApplyKeepsGeneration) {
+  auto result = control->apply(base_config());
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_FALSE(result->changed);
+  EXPECT_EQ(result->generation, 1u);
+  EXPECT_EQ(driver->published.size(), 1u);
+}
+
+TEST_F(Fixture, InvalidChangeKeepsState) {
+  Config broken = base_config();
+  broken.vips.push_back(broken.vips[0]);
+  ASSERT_FALSE(control->apply(broken).ok());
+  EXPECT_EQ(control->config(), base_config());
+  EXPECT_EQ(control->generation(), 1u);
+  EXPECT_EQ(driver->published.size(), 1u);
+}
+
+TEST_F(Fixture, DryRunPublishesNothing) {
+  Config changed = base_config();
+  changed.vips[0].backends.pop_back();
+  auto result = control->apply(changed, true);
+  ASSERT_TRUE(result.ok()) << result.error();
+  EXPECT_EQ(driver->published.size(), 1u);
+  EXPECT_EQ(control->config(), base_config());
+}
+
+TEST_F(Fixture, RejectedPublishKeepsState) {
+  driver->reject = true;
+  auto result = control->set_weight(vip, address("198.51.100.130"), 5);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().find("rejected by the fake"), std::string::npos);
+  EXPECT_EQ(control->config(), base_config());
+}
+
+TEST_F(Fixture, AddVipTwiceRejected) {
+  VipConfig again = base_config().vips[0];
+  auto result = control->add_vip(again);
+  ASSERT_FALSE(result.ok());
+  EXPECT_NE(result.error().find("already exists"), std::string::npos) << result.error();
+}
+
+TEST_F(Fixture, BackendAddAndRemove) {
+  ASSERT_TRUE(control->add_backend(vip, {address("198.51.100.132"), 1}).ok());
+  EXPECT_EQ(control->config().vips[0].backends.size(), 3u);
+  EXPECT_FALSE(control->add_backend(vip, {address("198.51.100.132"), 1}).ok());
+  EXPECT_FALSE(control->add_backend(vip, {address("2001:db8::1"), 1}).ok());
+  ASSERT_TRUE(control->remove_backend(vip, address("198.51.100.132")).ok());
+  EXPECT_EQ(control->config(), base_config());
+  auto missing = control->remove_backend(vip, address("198.51.100.199"));
+  ASSERT_FALSE(missing.ok());
+  EXPECT_NE(missing.error().find("not found"), std::string::npos);
+}
+
+TEST_F(Fixture, DrainedBackendLeavesTable) {
+  ASSERT_TRUE(control->set_weight(vip, address("198.51.100.131"), 0).ok());
+  for (const VipStatus& status : control->vips()) {
+    for (const BackendStatus& backend : status.backends) {
+      if (backend.address == address("198.51.100.131")) {
+        EXPECT_EQ(backend.state, "drained");
+        EXPECT_EQ(backend.slots, 0u);
+      }
+    }
+  }
+}
+
+TEST_F(Fixture, DownBackendLeavesTable) {
+  control->set_backend_down(vip, address("198.51.100.130"), true);
+  for (uint32_t slot : last().vips[0].maglev) {
+    EXPECT_EQ(last().backends[slot].address, address("198.51.100.131"));
+  }
+  control->set_backend_down(vip, address("198.51.100.130"), false);
+  bool back = false;
+  for (uint32_t slot : last().vips[0].maglev) back = back || last().backends[slot].address == address("198.51.100.130");
+  EXPECT_TRUE(back);
+}
+
+TEST_F(Fixture, AllDownKeepsForwarding) {
+  control->set_backend_down(vip, address("198.51.100.130"), true);
+  control->set_backend_down(vip, address("198.51.100.131"), true);
+  int first = 0;
+  for (uint32_t slot : last().vips[0].maglev) first += last().backends[slot].address == address("198.51.100.130");
+  EXPECT_GT(first, 0);
+  EXPECT_LT(first, 251);
+}
+
+TEST_F(Fixture, LookupMatchesPipeline) {
+  Pipeline pipeline(1024);
+  for (uint16_t port = 40000; port < 40032; ++port) {
+    // A TCP SYN from 192.0.2.7:port to the VIP, built byte by byte.
+    uint8_t frame[128 + 54] = {};
+    uint8_t* p = frame + 128;
+    p[12] = 0x08;
+    p[14] = 0x45;
+    p[17] = 40;
+    p[22] = 64;
+    p[23] = kProtocolTcp;
+    const uint8_t client[4] = {192, 0, 2, 7};
+    std::memcpy(p + 26, client, 4);
+    std::memcpy(p + 30, vip.address.bytes.data(), 4);
+    p[34] = static_cast<uint8_t>(port >> 8);
+    p[35] = static_cast<uint8_t>(port);
+    p[37] = 80;
+    p[46] = 0x50;
+    p[47] = kTcpSyn;
+    PacketBuffer packet{p, 54, 128};
+    const Verdict verdict = pipeline.process(last(), packet, EgressPort{}, 1);
+    ASSERT_EQ(verdict.action, Action::kForward);
+    auto expected = control->lookup(vip, address("192.0.2.7"), port);
+    ASSERT_TRUE(expected.ok()) << expected.error();
+    EXPECT_EQ(last().backends[verdict.backend].address, *expected) << "port " << port;
+  }
+}
+
+}  // namespace
+}  // namespace sluice::control
