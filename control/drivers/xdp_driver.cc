@@ -63,12 +63,12 @@ class XdpDriver final : public DataplaneDriver {
 
   Status start() override {
     for (const InterfaceInfo& interface : interfaces_) {
-      const bpf::XdpMode mode = config_.generic ? bpf::XdpMode::kGeneric : bpf::XdpMode::kNative;
+      const bpf::AttachMode mode = config_.generic ? bpf::AttachMode::kGeneric : bpf::AttachMode::kNative;
       Status status = balancer_->attach(interface.name, mode);
-      if (!status && mode == bpf::XdpMode::kNative && config_.generic_fallback) {
+      if (!status && mode == bpf::AttachMode::kNative && config_.generic_fallback) {
         spdlog::warn("xdp: native mode failed on {} ({}); using generic mode, as "
                      "generic_fallback asks", interface.name, status.error());
-        status = balancer_->attach(interface.name, bpf::XdpMode::kGeneric);
+        status = balancer_->attach(interface.name, bpf::AttachMode::kGeneric);
       }
       if (!status) {
         balancer_->detach_all();

@@ -49,7 +49,9 @@
   X(NoHeadroom, "no_headroom")                                                                  \
   X(TxQueueFull, "tx_queue_full")                                                               \
   X(ExceptionQueueFull, "exception_queue_full")                                                 \
-  X(MultiSegmentMbuf, "multi_segment_mbuf")
+  X(MultiSegmentMbuf, "multi_segment_mbuf")                                                     \
+  /* XDP only: the receiving interface has no egress entry in the balancer's map */             \
+  X(NoEgress, "no_egress")
 
 enum sluice_drop_reason {
   SLUICE_DROP_NONE = 0,

@@ -1,0 +1,284 @@
+// ns per packet of the XDP balancer (bpf/balancer.bpf.c) next to sluice::Pipeline::process,
+// for TCP ACKs of established flows with 1k and 100k flows in the flow table. The packets are
+// those of bench/pipeline_bench.cc: one VIP with 100 backends and a Maglev table of 65537
+// entries.
+//
+// Method. Every XDP packet is one BPF_PROG_TEST_RUN call with repeat = 1, and the figure is
+// the kernel's own `duration` for the call, which times only the program run, minus the
+// duration of a two-instruction program that returns XDP_PASS, measured the same way. The
+// subtraction removes the timer reads and the bottom-half toggling inside the timed region.
+// Two alternatives were rejected. With repeat > 1 the kernel runs the program again on the
+// frame that the last run left, which the balancer has already encapsulated, so every repeat
+// after the first would time the path of a non-VIP packet. BPF_F_TEST_XDP_LIVE_FRAMES starts
+// each repeat from the original frame, but it really transmits, and all repeats of a call
+// carry one frame and so one flow. Single runs visit every flow in turn.
+//
+// The flow table is filled with one SYN per flow first. The thread is pinned to CPU 0,
+// because test runs execute on the calling CPU and each CPU of the per-CPU LRU inserts into
+// its own share of max_entries; the table gets 2 * flows entries per possible CPU.
+//
+// The C++ figure times Pipeline::process in a loop over the same ACKs, each first copied from
+// a template because process() encapsulates in place; the copy is in the time, as in
+// pipeline_bench.cc. Both columns need root only for the XDP side.
+//
+//   sudo build/bin/sluice_xdp_bench [ROUNDS]   (passes over the 1k flows, default 200)
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <net/if.h>
+#include <sched.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <bit>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "balancer_loader.h"
+#include "sluice/maglev.h"
+#include "sluice/pipeline.h"
+#include "sluice/snapshot.h"
+
+namespace sluice {
+namespace {
+
+constexpr uint32_t kHeadroom = 256;  // XDP_PACKET_HEADROOM, as BPF_PROG_TEST_RUN gives it
+constexpr uint32_t kFrameSize = 14 + 20 + 20;  // Ethernet, IPv4 and TCP without options
+constexpr uint32_t kSourceAddressOffset = 14 + 12;
+constexpr uint32_t kSourcePortOffset = 14 + 20;
+constexpr uint32_t kBackends = 100;
+constexpr uint8_t kTcpSyn = 0x02;
+constexpr uint8_t kTcpAck = 0x10;
+
+using Frame = std::array<uint8_t, kFrameSize>;
+
+// A TCP segment from 192.0.2.1:1024 to the VIP 203.0.113.10:80 with the given flags.
+Frame make_frame(uint8_t tcp_flags) {
+  Frame frame{};
+  const uint8_t ethernet[14] = {0x02, 0, 0, 0, 0, 0xaa, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00};
+  const uint8_t ipv4[20] = {0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 61, 6, 0, 0,
+                            192, 0, 2, 1, 203, 0, 113, 10};
+  const uint8_t tcp[20] = {0x04, 0x00, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1,
+                           0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0};
+  std::memcpy(frame.data(), ethernet, 14);
+  std::memcpy(frame.data() + 14, ipv4, 20);
+  std::memcpy(frame.data() + 34, tcp, 20);
+  return frame;
+}
+
+// Flow i comes from 192.0.2.(1 + i % 250), port 1024 + i / 250, as in pipeline_bench.cc.
+void write_flow(uint8_t* frame, uint32_t flow) {
+  frame[kSourceAddressOffset + 3] = static_cast<uint8_t>(1 + flow % 250);
+  const uint32_t port = 1024 + flow / 250;
+  frame[kSourcePortOffset] = static_cast<uint8_t>(port >> 8);
+  frame[kSourcePortOffset + 1] = static_cast<uint8_t>(port);
+}
+
+Snapshot make_snapshot() {
+  Snapshot snapshot;
+  snapshot.seed = 0x5eed5eed;
+  const uint8_t source[4] = {198, 51, 100, 254};
+  snapshot.source_ipv4 = IpAddress::v4(source);
+  snapshot.next_hop_mac.bytes = {0x02, 0, 0, 0, 0, 0xcc};
+
+  std::vector<MaglevBackend> maglev_backends;
+  for (uint32_t slot = 0; slot < kBackends; ++slot) {
+    const uint8_t address[4] = {198, 51, 100, static_cast<uint8_t>(slot + 1)};
+    snapshot.backends.push_back({slot + 1, BackendState::kLive, IpAddress::v4(address)});
+    maglev_backends.push_back({snapshot.backends.back().address, 1, slot});
+  }
+  const uint8_t vip_address[4] = {203, 0, 113, 10};
+  Vip vip;
+  vip.key = {IpAddress::v4(vip_address), 80, kProtocolTcp};
+  vip.maglev = build_maglev_table(maglev_backends, SLUICE_MAGLEV_DEFAULT_SIZE).value().entries;
+  snapshot.vips.push_back(vip);
+  snapshot.index_vips();
+  return snapshot;
+}
+
+const EgressPort kEgress{MacAddress{{0x02, 0, 0, 0, 0, 0xbb}}, 1500};
+
+// One BPF_PROG_TEST_RUN call. Returns the kernel's duration in ns, or -1 on failure.
+int64_t test_run(int program_fd, const Frame& frame, uint32_t* action) {
+  std::array<uint8_t, kFrameSize + kHeadroom> output;
+  bpf_test_run_opts options{};
+  options.sz = sizeof(options);
+  options.data_in = frame.data();
+  options.data_size_in = kFrameSize;
+  options.data_out = output.data();
+  options.data_size_out = output.size();
+  options.repeat = 1;
+  if (bpf_prog_test_run_opts(program_fd, &options) < 0) return -1;
+  *action = options.retval;
+  return options.duration;
+}
+
+// A program of two instructions, r0 = XDP_PASS and exit: the cost of a test run around an
+// empty program.
+int load_empty_program() {
+  const bpf_insn instructions[] = {
+      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
+      {.code = BPF_JMP | BPF_EXIT},
+  };
+  return bpf_prog_load(BPF_PROG_TYPE_XDP, "sl_bench_pass", "Dual BSD/GPL", instructions, 2, nullptr);
+}
+
+struct Durations {
+  double mean = 0;
+  double median = 0;
+};
+
+Durations summarize(std::vector<uint32_t>& samples) {
+  Durations durations;
+  if (samples.empty()) return durations;
+  double sum = 0;
+  for (uint32_t sample : samples) sum += sample;
+  durations.mean = sum / static_cast<double>(samples.size());
+  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
+  durations.median = samples[samples.size() / 2];
+  return durations;
+}
+
+struct XdpFigures {
+  Durations balancer;
+  Durations empty;
+  double miss_ratio = 0;
+};
+
+// Fills a fresh balancer with one SYN per flow, then times `rounds` passes of ACKs.
+bool measure_xdp(uint32_t flows, uint32_t rounds, int empty_fd, XdpFigures& figures) {
+  const uint32_t cpus = static_cast<uint32_t>(libbpf_num_possible_cpus());
+  Result<std::unique_ptr<bpf::Balancer>> loaded = bpf::Balancer::load(2 * flows * cpus);
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "sluice_xdp_bench: %s\nThe benchmark loads BPF programs and needs root.\n",
+                 loaded.error().c_str());
+    return false;
+  }
+  bpf::Balancer& balancer = *loaded.value();
+  // BPF_PROG_TEST_RUN runs the program as if lo of this namespace had received the frame.
+  const bpf::XdpEgress egress{static_cast<int>(if_nametoindex("lo")), kEgress.mac, kEgress.mtu, 0};
+  const Status programmed = balancer.program(make_snapshot(), {egress});
+  if (!programmed.ok()) {
+    std::fprintf(stderr, "sluice_xdp_bench: programming the maps failed: %s\n",
+                 programmed.error().c_str());
+    return false;
+  }
+
+  Frame frame = make_frame(kTcpSyn);
+  uint32_t action = 0;
+  for (uint32_t flow = 0; flow < flows; ++flow) {
+    write_flow(frame.data(), flow);
+    if (test_run(balancer.program_fd(), frame, &action) < 0 || action != XDP_TX) {
+      std::fprintf(stderr, "sluice_xdp_bench: SYN of flow %u was not forwarded\n", flow);
+      return false;
+    }
+  }
+
+  const uint64_t misses_before = balancer.totals().non_syn_misses;
+  frame = make_frame(kTcpAck);
+  std::vector<uint32_t> balancer_samples;
+  std::vector<uint32_t> empty_samples;
+  balancer_samples.reserve(static_cast<size_t>(flows) * rounds);
+  empty_samples.reserve(static_cast<size_t>(flows) * rounds);
+  for (uint32_t round = 0; round < rounds; ++round) {
+    for (uint32_t flow = 0; flow < flows; ++flow) {
+      write_flow(frame.data(), flow);
+      const int64_t duration = test_run(balancer.program_fd(), frame, &action);
+      if (duration < 0 || action != XDP_TX) {
+        std::fprintf(stderr, "sluice_xdp_bench: ACK of flow %u was not forwarded\n", flow);
+        return false;
+      }
+      balancer_samples.push_back(static_cast<uint32_t>(duration));
+      empty_samples.push_back(static_cast<uint32_t>(test_run(empty_fd, frame, &action)));
+    }
+  }
+  const uint64_t misses = balancer.totals().non_syn_misses - misses_before;
+  figures.balancer = summarize(balancer_samples);
+  figures.empty = summarize(empty_samples);
+  figures.miss_ratio = static_cast<double>(misses) / static_cast<double>(balancer_samples.size());
+  return true;
+}
+
+struct CppFigures {
+  double ns_per_packet = 0;
+  double miss_ratio = 0;
+};
+
+CppFigures measure_cpp(uint32_t flows, uint32_t rounds) {
+  const Snapshot snapshot = make_snapshot();
+  Pipeline pipeline(std::bit_ceil(flows * 2));  // the capacity pipeline_bench.cc uses
+  std::vector<uint8_t> buffer(kHeadroom + kFrameSize);
+  uint8_t* data = buffer.data() + kHeadroom;
+  const auto process = [&](const Frame& frame_template, uint32_t flow, uint64_t now_ns) {
+    std::memcpy(data, frame_template.data(), kFrameSize);
+    write_flow(data, flow);
+    PacketBuffer packet{data, kFrameSize, kHeadroom};
+    return pipeline.process(snapshot, packet, kEgress, now_ns);
+  };
+
+  const Frame syn = make_frame(kTcpSyn);
+  uint64_t now_ns = 1'000'000'000;
+  for (uint32_t flow = 0; flow < flows; ++flow) process(syn, flow, now_ns);
+
+  const Frame ack = make_frame(kTcpAck);
+  const uint64_t misses_before = pipeline.counters().non_syn_misses.get();
+  const auto start = std::chrono::steady_clock::now();
+  for (uint32_t round = 0; round < rounds; ++round) {
+    for (uint32_t flow = 0; flow < flows; ++flow) process(ack, flow, ++now_ns);
+  }
+  const std::chrono::duration<double, std::nano> elapsed = std::chrono::steady_clock::now() - start;
+  const double packets = static_cast<double>(flows) * rounds;
+  return CppFigures{elapsed.count() / packets,
+                    static_cast<double>(pipeline.counters().non_syn_misses.get() - misses_before) / packets};
+}
+
+}  // namespace
+}  // namespace sluice
+
+int main(int argc, char** argv) {
+  using namespace sluice;
+  const uint32_t rounds_1k = argc > 1 ? static_cast<uint32_t>(std::strtoul(argv[1], nullptr, 10)) : 200;
+  if (rounds_1k == 0) {
+    std::fprintf(stderr,
+                 "usage: %s [ROUNDS]\n  ROUNDS: passes over the 1k flows, at least 1 (default 200). "
+                 "Every flow count gets the same number of packets, at least one pass.\n",
+                 argv[0]);
+    return 2;
+  }
+
+  cpu_set_t cpu0;
+  CPU_ZERO(&cpu0);
+  CPU_SET(0, &cpu0);
+  if (sched_setaffinity(0, sizeof(cpu0), &cpu0) != 0) {
+    std::perror("sluice_xdp_bench: pinning to CPU 0 failed");
+    return 1;
+  }
+  const int empty_fd = load_empty_program();
+  if (empty_fd < 0) {
+    std::fprintf(stderr, "sluice_xdp_bench: loading an XDP program failed: %s. Run it as root.\n",
+                 std::strerror(-empty_fd));
+    return 1;
+  }
+
+  std::printf("%8s %8s | %12s %12s %12s %12s %9s | %10s %9s\n", "flows", "packets", "xdp_mean_ns",
+              "empty_mean", "xdp_net_ns", "xdp_net_med", "xdp_miss", "cpp_ns", "cpp_miss");
+  // One flow is the floor: the same flow's map entries stay in cache between runs.
+  for (uint32_t flows : {1u, 1'000u, 100'000u}) {
+    const uint32_t rounds = std::max(1u, rounds_1k * 1'000u / flows);
+    XdpFigures xdp;
+    if (!measure_xdp(flows, rounds, empty_fd, xdp)) return 1;
+    const CppFigures cpp = measure_cpp(flows, rounds);
+    std::printf("%8u %8u | %12.1f %12.1f %12.1f %12.1f %9.4f | %10.1f %9.4f\n", flows, flows * rounds,
+                xdp.balancer.mean, xdp.empty.mean, xdp.balancer.mean - xdp.empty.mean,
+                xdp.balancer.median - xdp.empty.median, xdp.miss_ratio, cpp.ns_per_packet, cpp.miss_ratio);
+  }
+  close(empty_fd);
+  return 0;
+}
