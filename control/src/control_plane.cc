@@ -61,7 +61,7 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
   std::vector<VipBuildReport> report;
   auto snapshot = builder.build(candidate, next_hop_, &report, down_);
   if (!snapshot) return Error{snapshot.error()};
-  if (dry_run) return ChangeResult{(*snapshot)->generation, true};
+  if (dry_run) return ChangeResult{snapshot_ ? snapshot_->generation : 0, candidate != config_};
 
   if (Status status = driver_->publish(*snapshot); !status) {
     return Error{"the data plane rejected generation " + std::to_string((*snapshot)->generation) +
