@@ -117,14 +117,84 @@ uint64_t seconds_to_ns(const YAML::Node& node, const std::string& path) {
   return unsigned_integer(node, path, 1, 86400) * 1'000'000'000ull;
 }
 
+std::chrono::milliseconds milliseconds(const YAML::Node& node, const std::string& path) {
+  return std::chrono::milliseconds(unsigned_integer(node, path, 1, 3'600'000));
+}
+
+HealthCheckOverride parse_check_override(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"port", "interval_ms", "timeout_ms", "rise", "fall"});
+  HealthCheckOverride result;
+  if (node["port"]) result.port = static_cast<uint16_t>(unsigned_integer(node["port"], join(path, "port"), 1, 65535));
+  if (node["interval_ms"]) result.interval = milliseconds(node["interval_ms"], join(path, "interval_ms"));
+  if (node["timeout_ms"]) result.timeout = milliseconds(node["timeout_ms"], join(path, "timeout_ms"));
+  if (node["rise"]) result.rise = static_cast<uint32_t>(unsigned_integer(node["rise"], join(path, "rise"), 1, 100));
+  if (node["fall"]) result.fall = static_cast<uint32_t>(unsigned_integer(node["fall"], join(path, "fall"), 1, 100));
+  return result;
+}
+
+health::HealthCheckSpec parse_health_check(const YAML::Node& node, const std::string& path) {
+  check_keys(node, path, {"type", "port", "path", "expected_status", "host", "payload",
+                          "expected_reply", "interval_ms", "timeout_ms", "rise", "fall"});
+  health::HealthCheckSpec spec;
+  if (!node["type"]) fail(join(path, "type"), "missing (use tcp, http, udp or none)");
+  const std::string type = scalar(node["type"], join(path, "type"));
+  if (type == "tcp") {
+    spec.kind = health::CheckKind::kTcp;
+  } else if (type == "http") {
+    spec.kind = health::CheckKind::kHttp;
+  } else if (type == "udp") {
+    spec.kind = health::CheckKind::kUdp;
+  } else if (type == "none") {
+    spec.kind = health::CheckKind::kNone;
+  } else {
+    fail(join(path, "type"), "'" + type + "' is not a check type (use tcp, http, udp or none)");
+  }
+  const HealthCheckOverride timing = parse_check_override(
+      [&] {
+        YAML::Node timing_node(YAML::NodeType::Map);
+        for (const char* key : {"port", "interval_ms", "timeout_ms", "rise", "fall"}) {
+          if (node[key]) timing_node[key] = node[key];
+        }
+        return timing_node;
+      }(),
+      path);
+  spec.port = timing.port;
+  if (timing.interval) spec.interval = *timing.interval;
+  if (timing.timeout) spec.timeout = *timing.timeout;
+  if (timing.rise) spec.rise = *timing.rise;
+  if (timing.fall) spec.fall = *timing.fall;
+  if (node["path"]) spec.http.path = scalar(node["path"], join(path, "path"));
+  if (node["host"]) spec.http.host = scalar(node["host"], join(path, "host"));
+  if (node["expected_status"]) {
+    const YAML::Node& statuses = node["expected_status"];
+    const std::string field = join(path, "expected_status");
+    spec.http.expected_statuses.clear();
+    if (statuses.IsSequence()) {
+      for (size_t i = 0; i < statuses.size(); ++i) {
+        spec.http.expected_statuses.insert(
+            static_cast<int>(unsigned_integer(statuses[i], index(field, i), 100, 599)));
+      }
+    } else {
+      spec.http.expected_statuses.insert(static_cast<int>(unsigned_integer(statuses, field, 100, 599)));
+    }
+  }
+  if (node["payload"]) spec.udp.payload = scalar(node["payload"], join(path, "payload"));
+  if (node["expected_reply"]) spec.udp.expected_reply = scalar(node["expected_reply"], join(path, "expected_reply"));
+  if (Status status = health::validate(spec); !status) fail(path, status.error());
+  return spec;
+}
+
 BackendConfig parse_backend(const YAML::Node& node, const std::string& path) {
-  check_keys(node, path, {"address", "weight"});
+  check_keys(node, path, {"address", "weight", "health_check"});
   if (!node["address"]) fail(join(path, "address"), "missing");
   BackendConfig backend;
   backend.address = address(node["address"], join(path, "address"));
   if (node["weight"]) {
     backend.weight =
         static_cast<uint32_t>(unsigned_integer(node["weight"], join(path, "weight"), 0, 65535));
+  }
+  if (node["health_check"]) {
+    backend.health_check = parse_check_override(node["health_check"], join(path, "health_check"));
   }
   return backend;
 }
@@ -136,8 +206,19 @@ std::vector<BackendConfig> parse_backends(const YAML::Node& node, const std::str
   return backends;
 }
 
-// Checks the rules within one VIP: backend families, duplicates, and the table's room.
+// Checks the rules within one VIP: backend families, duplicates, the table's room, and each
+// backend's health check after its overrides.
 void check_vip(const VipConfig& vip, const std::string& path) {
+  if (vip.health_check) {
+    if (vip.key.port == 0 && !vip.health_check->port) {
+      fail(join(path, "health_check.port"), "missing: a port-0 VIP has no port to check");
+    }
+    for (size_t i = 0; i < vip.backends.size(); ++i) {
+      if (Status status = health::validate(vip.check_for(vip.backends[i])); !status) {
+        fail(join(index(join(path, "backends"), i), "health_check"), status.error());
+      }
+    }
+  }
   std::set<IpAddress> seen;
   for (size_t i = 0; i < vip.backends.size(); ++i) {
     const std::string field = join(index(join(path, "backends"), i), "address");
@@ -161,7 +242,8 @@ void check_vip(const VipConfig& vip, const std::string& path) {
 
 VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
-             {"address", "port", "protocol", "table_size", "encapsulation", "backends"});
+             {"address", "port", "protocol", "table_size", "encapsulation", "backends",
+              "health_check", "all_down"});
   for (const char* required : {"address", "port", "protocol"}) {
     if (!node[required]) fail(join(path, required), "missing");
   }
@@ -184,6 +266,19 @@ VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
     if (text != "ipip") fail(join(path, "encapsulation"), "'" + text + "' is not supported (use ipip)");
   }
   if (node["backends"]) vip.backends = parse_backends(node["backends"], join(path, "backends"));
+  if (node["health_check"]) {
+    vip.health_check = parse_health_check(node["health_check"], join(path, "health_check"));
+  }
+  if (node["all_down"]) {
+    const std::string policy = scalar(node["all_down"], join(path, "all_down"));
+    if (policy == "forward_to_all") {
+      vip.all_down = AllDownPolicy::kForwardToAll;
+    } else if (policy == "drop") {
+      vip.all_down = AllDownPolicy::kDrop;
+    } else {
+      fail(join(path, "all_down"), "'" + policy + "' is not a policy (use forward_to_all or drop)");
+    }
+  }
   return vip;
 }
 
@@ -470,6 +565,17 @@ Result<T> parse_text(std::string_view text, Parse parse) {
 }
 
 }  // namespace
+
+health::HealthCheckSpec VipConfig::check_for(const BackendConfig& backend) const {
+  health::HealthCheckSpec spec = health_check.value_or(health::HealthCheckSpec{});
+  const HealthCheckOverride& change = backend.health_check;
+  if (change.port) spec.port = change.port;
+  if (change.interval) spec.interval = *change.interval;
+  if (change.timeout) spec.timeout = *change.timeout;
+  if (change.rise) spec.rise = *change.rise;
+  if (change.fall) spec.fall = *change.fall;
+  return spec;
+}
 
 Result<Config> parse_config(std::string_view yaml_text) {
   return parse_text<Config>(yaml_text, parse_root);

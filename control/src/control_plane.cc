@@ -59,7 +59,7 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
   SnapshotBuilder dry_builder = builder_;
   SnapshotBuilder& builder = dry_run ? dry_builder : builder_;
   std::vector<VipBuildReport> report;
-  auto snapshot = builder.build(candidate, next_hop_, &report, down_);
+  auto snapshot = builder.build(candidate, next_hop_, &report, unhealthy(candidate));
   if (!snapshot) return Error{snapshot.error()};
   if (dry_run) return ChangeResult{snapshot_ ? snapshot_->generation : 0, candidate != config_};
 
@@ -78,33 +78,88 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
     spdlog::info("vip {}: generation {}, table size {}, {} slots changed, slots per backend: {}",
                  vip.key.to_string(), snapshot_->generation, vip.table_size, vip.changed_slots,
                  slots.empty() ? "none" : slots);
-    if (vip.all_down) {
-      spdlog::error("vip {}: every backend is down; forwarding to all of them until one "
-                    "passes its checks", vip.key.to_string());
+  }
+  std::set<VipKey> all_down;
+  for (const VipBuildReport& vip : report) {
+    if (!vip.all_down) continue;
+    all_down.insert(vip.key);
+    if (all_down_vips_.contains(vip.key)) continue;
+    const VipConfig* config = nullptr;
+    for (const VipConfig& candidate_vip : candidate.vips) {
+      if (candidate_vip.key == vip.key) config = &candidate_vip;
+    }
+    const bool forward = config == nullptr || config->all_down == AllDownPolicy::kForwardToAll;
+    const char* action = forward ? "forwarding to all of them until one passes its checks "
+                                   "(all_down: forward_to_all)"
+                                 : "dropping new flows (all_down: drop)";
+    // Right after a start or a new VIP, no backend has been checked yet: that is no outage.
+    const bool was_serving = std::any_of(ever_healthy_.begin(), ever_healthy_.end(),
+                                         [&](const auto& entry) { return entry.first == vip.key; });
+    if (was_serving) {
+      ++all_down_alerts_;
+      spdlog::error("vip {}: every backend is down; {}", vip.key.to_string(), action);
+    } else {
+      spdlog::info("vip {}: no backend has passed its first check yet; {}", vip.key.to_string(),
+                   action);
     }
   }
+  all_down_vips_ = std::move(all_down);
   return ChangeResult{snapshot_->generation, true};
 }
 
-Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bool dry_run) {
+DownBackends ControlPlane::unhealthy(const Config& config) const {
+  DownBackends down;
+  for (const VipConfig& vip : config.vips) {
+    if (!vip.health_check || vip.health_check->kind == health::CheckKind::kNone) continue;
+    for (const BackendConfig& backend : vip.backends) {
+      const auto key = std::make_pair(vip.key, backend.address);
+      if (!healthy_.contains(key)) down.insert(key);
+    }
+  }
+  return down;
+}
+
+void ControlPlane::set_config_listener(std::function<void(const Config&)> listener) {
   std::lock_guard lock(mutex_);
-  if (!dry_run && candidate == config_) {
-    return ChangeResult{snapshot_ ? snapshot_->generation : 0, false};
-  }
-  auto result = publish_locked(candidate, dry_run);
-  if (!result) {
-    spdlog::error("{} rejected, the running state stays: {}", what, result.error());
-    return result;
-  }
-  if (!dry_run) {
+  config_listener_ = std::move(listener);
+}
+
+Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bool dry_run) {
+  std::function<void(const Config&)> listener;
+  Config applied;
+  Result<ChangeResult> result = ChangeResult{};
+  {
+    std::lock_guard lock(mutex_);
+    if (!dry_run && candidate == config_) {
+      return ChangeResult{snapshot_ ? snapshot_->generation : 0, false};
+    }
+    result = publish_locked(candidate, dry_run);
+    if (!result) {
+      spdlog::error("{} rejected, the running state stays: {}", what, result.error());
+      return result;
+    }
+    if (dry_run) return result;
     if (candidate.dataplane != config_.dataplane || candidate.dpdk != config_.dpdk ||
         candidate.xdp != config_.xdp || candidate.flow_table_size != config_.flow_table_size) {
       spdlog::warn("the dataplane section or flow_table.size changed, but they apply only at "
                    "start; restart sluiced to use them");
     }
     config_ = std::move(candidate);
+    // A backend that leaves the config forgets its health: added again, it must pass again.
+    std::erase_if(healthy_, [this](const auto& entry) {
+      for (const VipConfig& vip : config_.vips) {
+        if (vip.key != entry.first) continue;
+        for (const BackendConfig& backend : vip.backends) {
+          if (backend.address == entry.second) return false;
+        }
+      }
+      return true;
+    });
     spdlog::info("{} applied: generation {}", what, result->generation);
+    listener = config_listener_;
+    applied = config_;
   }
+  if (listener) listener(applied);
   return result;
 }
 
@@ -186,15 +241,17 @@ Result<ChangeResult> ControlPlane::set_weight(const VipKey& key, const IpAddress
   return change(what.c_str(), std::move(candidate));
 }
 
-void ControlPlane::set_backend_down(const VipKey& key, const IpAddress& address, bool down) {
+void ControlPlane::set_backend_healthy(const VipKey& key, const IpAddress& address,
+                                       bool healthy) {
   std::lock_guard lock(mutex_);
   const auto entry = std::make_pair(key, address);
-  const bool changed = down ? down_.insert(entry).second : down_.erase(entry) > 0;
+  const bool changed = healthy ? healthy_.insert(entry).second : healthy_.erase(entry) > 0;
   if (!changed) return;
+  if (healthy) ever_healthy_.insert(entry);
   Config current = config_;
   if (auto result = publish_locked(current, false); !result) {
-    spdlog::error("vip {}: backend {} marked {}, but the snapshot was not published: {}",
-                  key.to_string(), address.to_string(), down ? "down" : "up", result.error());
+    spdlog::error("vip {}: backend {} is {}, but the snapshot was not published: {}",
+                  key.to_string(), address.to_string(), healthy ? "up" : "down", result.error());
   }
 }
 
@@ -295,6 +352,8 @@ nlohmann::json ControlPlane::stats() const {
   if (!snapshot_) return nlohmann::json::object();
   nlohmann::json report = stats_report(*snapshot_, driver_->totals());
   report["dataplane"] = driver_->name();
+  report["alerts"] = {{"all_backends_down", all_down_alerts_},
+                      {"vips_with_all_backends_down", all_down_vips_.size()}};
   driver_->add_stats(report);
   return report;
 }

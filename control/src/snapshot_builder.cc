@@ -94,7 +94,8 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
       }
       const BackendAllocation& allocation = next.backend_slots[key];
       if (snapshot->backends.size() <= allocation.slot) snapshot->backends.resize(allocation.slot + 1);
-      const bool is_down = !all_down && down.contains(key);
+      const bool forward_to_all = all_down && vip_config.all_down == AllDownPolicy::kForwardToAll;
+      const bool is_down = !forward_to_all && down.contains(key);
       const BackendState state = state_for(backend, is_down);
       snapshot->backends[allocation.slot] = {allocation.uid, state, backend.address,
                                              backend.weight, vip.slot};

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include "sluice/maglev.h"
 #include "sluice/packet.h"
 #include "sluice/pipeline.h"
 
@@ -38,6 +39,7 @@ Config base_config() {
   vip.key = *parse_vip_key("203.0.113.10:80/tcp");
   vip.table_size = 251;
   vip.backends = {{address("198.51.100.130"), 1}, {address("198.51.100.131"), 1}};
+  vip.health_check = health::HealthCheckSpec{};  // TCP to port 80
   config.vips.push_back(vip);
   return config;
 }
@@ -48,6 +50,8 @@ struct Fixture : ::testing::Test {
     driver = owned.get();
     control = std::make_unique<ControlPlane>(base_config(), "/nonexistent.yaml", std::move(owned));
     ASSERT_TRUE(control->start().ok());
+    control->set_backend_healthy(vip, address("198.51.100.130"), true);
+    control->set_backend_healthy(vip, address("198.51.100.131"), true);
   }
 
   const Snapshot& last() const { return *driver->published.back(); }
@@ -58,29 +62,81 @@ struct Fixture : ::testing::Test {
 };
 
 TEST_F(Fixture, IdenticalApplyKeepsGeneration) {
+  const uint64_t generation = control->generation();
+  const size_t published = driver->published.size();
   auto result = control->apply(base_config());
   ASSERT_TRUE(result.ok()) << result.error();
   EXPECT_FALSE(result->changed);
-  EXPECT_EQ(result->generation, 1u);
-  EXPECT_EQ(driver->published.size(), 1u);
+  EXPECT_EQ(result->generation, generation);
+  EXPECT_EQ(driver->published.size(), published);
+}
+
+TEST_F(Fixture, NewBackendServesAfterPassing) {
+  ASSERT_TRUE(control->add_backend(vip, {address("198.51.100.132"), 1}).ok());
+  for (uint32_t slot : last().vips[0].maglev) {
+    EXPECT_NE(last().backends[slot].address, address("198.51.100.132"));
+  }
+  control->set_backend_healthy(vip, address("198.51.100.132"), true);
+  bool serving = false;
+  for (uint32_t slot : last().vips[0].maglev) {
+    serving = serving || last().backends[slot].address == address("198.51.100.132");
+  }
+  EXPECT_TRUE(serving);
+}
+
+TEST_F(Fixture, DownBackendStaysDownAcrossReload) {
+  control->set_backend_healthy(vip, address("198.51.100.130"), false);
+  Config changed = base_config();
+  changed.seed = 7;
+  ASSERT_TRUE(control->apply(changed).ok());
+  for (uint32_t slot : last().vips[0].maglev) {
+    EXPECT_EQ(last().backends[slot].address, address("198.51.100.131"));
+  }
+}
+
+TEST_F(Fixture, AllDownDropPolicyDrops) {
+  Config changed = base_config();
+  changed.vips[0].all_down = AllDownPolicy::kDrop;
+  ASSERT_TRUE(control->apply(changed).ok());
+  control->set_backend_healthy(vip, address("198.51.100.130"), false);
+  control->set_backend_healthy(vip, address("198.51.100.131"), false);
+  for (uint32_t slot : last().vips[0].maglev) EXPECT_EQ(slot, kMaglevEmpty);
+  EXPECT_EQ(control->stats()["alerts"]["all_backends_down"], 1);
+}
+
+TEST_F(Fixture, ConfigListenerSeesChange) {
+  std::vector<Config> seen;
+  control->set_config_listener([&seen](const Config& config) { seen.push_back(config); });
+  ASSERT_TRUE(control->set_weight(vip, address("198.51.100.130"), 3).ok());
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_EQ(seen[0].vips[0].backends[0].weight, 3u);
+  ASSERT_FALSE(control->set_weight(vip, address("198.51.100.199"), 3).ok());
+  EXPECT_EQ(seen.size(), 1u);
 }
 
 TEST_F(Fixture, InvalidChangeKeepsState) {
+  const uint64_t generation = control->generation();
+  const size_t published = driver->published.size();
   Config broken = base_config();
   broken.vips.push_back(broken.vips[0]);
   ASSERT_FALSE(control->apply(broken).ok());
   EXPECT_EQ(control->config(), base_config());
-  EXPECT_EQ(control->generation(), 1u);
-  EXPECT_EQ(driver->published.size(), 1u);
+  EXPECT_EQ(control->generation(), generation);
+  EXPECT_EQ(driver->published.size(), published);
 }
 
 TEST_F(Fixture, DryRunPublishesNothing) {
+  const size_t published = driver->published.size();
   Config changed = base_config();
   changed.vips[0].backends.pop_back();
   auto result = control->apply(changed, true);
   ASSERT_TRUE(result.ok()) << result.error();
-  EXPECT_EQ(driver->published.size(), 1u);
+  EXPECT_TRUE(result->changed);
+  EXPECT_EQ(driver->published.size(), published);
   EXPECT_EQ(control->config(), base_config());
+  auto same = control->apply(base_config(), true);
+  ASSERT_TRUE(same.ok()) << same.error();
+  EXPECT_FALSE(same->changed);
 }
 
 TEST_F(Fixture, RejectedPublishKeepsState) {
@@ -123,19 +179,19 @@ TEST_F(Fixture, DrainedBackendLeavesTable) {
 }
 
 TEST_F(Fixture, DownBackendLeavesTable) {
-  control->set_backend_down(vip, address("198.51.100.130"), true);
+  control->set_backend_healthy(vip, address("198.51.100.130"), false);
   for (uint32_t slot : last().vips[0].maglev) {
     EXPECT_EQ(last().backends[slot].address, address("198.51.100.131"));
   }
-  control->set_backend_down(vip, address("198.51.100.130"), false);
+  control->set_backend_healthy(vip, address("198.51.100.130"), true);
   bool back = false;
   for (uint32_t slot : last().vips[0].maglev) back = back || last().backends[slot].address == address("198.51.100.130");
   EXPECT_TRUE(back);
 }
 
 TEST_F(Fixture, AllDownKeepsForwarding) {
-  control->set_backend_down(vip, address("198.51.100.130"), true);
-  control->set_backend_down(vip, address("198.51.100.131"), true);
+  control->set_backend_healthy(vip, address("198.51.100.130"), false);
+  control->set_backend_healthy(vip, address("198.51.100.131"), false);
   int first = 0;
   for (uint32_t slot : last().vips[0].maglev) first += last().backends[slot].address == address("198.51.100.130");
   EXPECT_GT(first, 0);

@@ -8,17 +8,36 @@
 #include <vector>
 
 #include "sluice/flow_table.h"
+#include "sluice/health/check_spec.h"
 #include "sluice/ip_address.h"
 #include "sluice/result.h"
 #include "sluice/snapshot.h"
 
 namespace sluice::control {
 
+// Per-backend changes to its VIP's health check.
+struct HealthCheckOverride {
+  std::optional<uint16_t> port;
+  std::optional<std::chrono::milliseconds> interval;
+  std::optional<std::chrono::milliseconds> timeout;
+  std::optional<uint32_t> rise;
+  std::optional<uint32_t> fall;
+
+  bool operator==(const HealthCheckOverride&) const = default;
+};
+
 struct BackendConfig {
   IpAddress address;
   uint32_t weight = 1;  // 0 drains the backend: existing flows stay, new flows go elsewhere
+  HealthCheckOverride health_check;
 
   bool operator==(const BackendConfig&) const = default;
+};
+
+// What happens to new flows when every backend of a VIP with a weight above 0 is down.
+enum class AllDownPolicy : uint8_t {
+  kForwardToAll,  // keep all of them in the table and log an alert: one may still be alive
+  kDrop,          // drop new flows (counted as no_backend)
 };
 
 struct VipConfig {
@@ -26,6 +45,13 @@ struct VipConfig {
   uint32_t table_size = SLUICE_MAGLEV_DEFAULT_SIZE;
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
   std::vector<BackendConfig> backends;
+  // Absent: no checks, every backend serves. Present: a backend serves after its first passing
+  // check, leaves after `fall` failures and returns after `rise` passes.
+  std::optional<health::HealthCheckSpec> health_check;
+  AllDownPolicy all_down = AllDownPolicy::kForwardToAll;
+
+  // The check of one backend: the VIP's spec with the backend's overrides applied.
+  health::HealthCheckSpec check_for(const BackendConfig& backend) const;
 
   bool operator==(const VipConfig&) const = default;
 };

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -60,8 +61,13 @@ class ControlPlane {
   Result<ChangeResult> remove_backend(const VipKey& key, const IpAddress& address);
   Result<ChangeResult> set_weight(const VipKey& key, const IpAddress& address, uint32_t weight);
 
-  // Marks a backend of a VIP down (failed health checks) or up again, and republishes.
-  void set_backend_down(const VipKey& key, const IpAddress& address, bool down);
+  // Records a health check result that changed a backend's health, and republishes. A backend
+  // of a VIP with a health check serves only while its last transition was to up.
+  void set_backend_healthy(const VipKey& key, const IpAddress& address, bool healthy);
+
+  // Called after every change that took effect, with the new config, outside the lock: the
+  // daemon points the health checker at the new set of backends from here.
+  void set_config_listener(std::function<void(const Config&)> listener);
 
   // Resolves the next-hop MAC when the config names an address, and republishes on change.
   void refresh_next_hop();
@@ -88,7 +94,13 @@ class ControlPlane {
   SnapshotBuilder builder_;
   std::shared_ptr<const Snapshot> snapshot_;
   std::vector<VipBuildReport> last_report_;
-  std::set<std::pair<VipKey, IpAddress>> down_;
+  DownBackends unhealthy(const Config& config) const;
+
+  std::set<std::pair<VipKey, IpAddress>> healthy_;  // passed their checks, by VIP
+  std::set<std::pair<VipKey, IpAddress>> ever_healthy_;  // passed at least once
+  std::set<VipKey> all_down_vips_;
+  uint64_t all_down_alerts_ = 0;
+  std::function<void(const Config&)> config_listener_;
   MacAddress next_hop_;
   bool solicit_failed_logged_ = false;
 };

@@ -20,8 +20,9 @@ struct VipBuildReport {
   std::vector<std::pair<IpAddress, uint32_t>> slots_per_backend;
   uint32_t changed_slots = 0;
   uint32_t table_size = 0;
-  // Every backend with a weight above 0 failed its health checks, so all of them stay in the
-  // table: forwarding to a backend that may be alive beats dropping every new flow.
+  // Every backend with a weight above 0 failed its health checks. With the forward_to_all
+  // policy all of them stay in the table, since a backend that may be alive beats dropping
+  // every new flow; with drop, none does.
   bool all_down = false;
 };
 
