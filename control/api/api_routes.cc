@@ -142,6 +142,32 @@ HttpResponse stats(ControlPlane& control, const HttpRequest& request) {
   return json_response(200, report);
 }
 
+HttpResponse health_states(const health::HealthChecker* checker, const HttpRequest& request) {
+  std::optional<VipKey> only;
+  if (request.query.contains("vip")) {
+    auto key = vip_parameter(request);
+    if (!key) return error(400, key.error());
+    only = *key;
+  }
+  json backends = json::array();
+  const auto now = std::chrono::steady_clock::now();
+  if (checker != nullptr) {
+    for (const health::BackendStatus& status : checker->snapshot()) {
+      if (only && status.vip != only->to_string()) continue;
+      const auto since = std::chrono::duration_cast<std::chrono::seconds>(now - status.last_transition);
+      backends.push_back({{"vip", status.vip},
+                          {"backend", status.backend.to_string()},
+                          {"check", std::string(health::to_string(status.kind))},
+                          {"health", std::string(health::to_string(status.health))},
+                          {"consecutive_passes", status.consecutive_passes},
+                          {"consecutive_failures", status.consecutive_failures},
+                          {"last_error", status.last_error},
+                          {"seconds_since_transition", since.count()}});
+    }
+  }
+  return json_response(200, {{"backends", backends}});
+}
+
 HttpResponse apply_config(ControlPlane& control, const HttpRequest& request) {
   auto config = parse_config(request.body);
   if (!config) return error(400, config.error());
@@ -174,8 +200,8 @@ HttpResponse lookup(ControlPlane& control, const HttpRequest& request) {
 
 }  // namespace
 
-HttpHandler make_api_handler(ControlPlane& control) {
-  return [&control](const HttpRequest& request) -> HttpResponse {
+HttpHandler make_api_handler(ControlPlane& control, const health::HealthChecker* health) {
+  return [&control, health](const HttpRequest& request) -> HttpResponse {
     const std::string& method = request.method;
     const std::string& path = request.path;
     HttpResponse response;
@@ -199,6 +225,8 @@ HttpHandler make_api_handler(ControlPlane& control) {
       response = {200, "application/yaml", config_to_yaml(control.config())};
     } else if (path == "/v1/config" && method == "PUT") {
       response = apply_config(control, request);
+    } else if (path == "/v1/health" && method == "GET") {
+      response = health_states(health, request);
     } else if (path == "/v1/lookup" && method == "GET") {
       response = lookup(control, request);
     } else {

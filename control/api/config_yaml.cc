@@ -62,6 +62,29 @@ void emit_lb(YAML::Emitter& out, const Config& config) {
   out << YAML::EndMap << YAML::EndMap;
 }
 
+void emit_health_check(YAML::Emitter& out, const health::HealthCheckSpec& spec) {
+  out << YAML::Key << "health_check" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "type" << YAML::Value << std::string(health::to_string(spec.kind));
+  if (spec.port) out << YAML::Key << "port" << YAML::Value << *spec.port;
+  if (spec.kind == health::CheckKind::kHttp) {
+    out << YAML::Key << "path" << YAML::Value << spec.http.path;
+    std::vector<int> statuses(spec.http.expected_statuses.begin(), spec.http.expected_statuses.end());
+    out << YAML::Key << "expected_status" << YAML::Value << YAML::Flow << statuses;
+    if (!spec.http.host.empty()) out << YAML::Key << "host" << YAML::Value << spec.http.host;
+  }
+  if (spec.kind == health::CheckKind::kUdp) {
+    out << YAML::Key << "payload" << YAML::Value << spec.udp.payload;
+    if (!spec.udp.expected_reply.empty()) {
+      out << YAML::Key << "expected_reply" << YAML::Value << spec.udp.expected_reply;
+    }
+  }
+  out << YAML::Key << "interval_ms" << YAML::Value << spec.interval.count();
+  out << YAML::Key << "timeout_ms" << YAML::Value << spec.timeout.count();
+  out << YAML::Key << "rise" << YAML::Value << spec.rise;
+  out << YAML::Key << "fall" << YAML::Value << spec.fall;
+  out << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string config_to_yaml(const Config& config) {
@@ -86,11 +109,25 @@ std::string config_to_yaml(const Config& config) {
     out << YAML::Key << "protocol" << YAML::Value << (vip.key.protocol == kProtocolTcp ? "tcp" : "udp");
     out << YAML::Key << "table_size" << YAML::Value << vip.table_size;
     out << YAML::Key << "encapsulation" << YAML::Value << "ipip";
+    if (vip.health_check) emit_health_check(out, *vip.health_check);
+    out << YAML::Key << "all_down" << YAML::Value
+        << (vip.all_down == AllDownPolicy::kDrop ? "drop" : "forward_to_all");
     out << YAML::Key << "backends" << YAML::Value << YAML::BeginSeq;
     for (const BackendConfig& backend : vip.backends) {
       out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value
           << backend.address.to_string() << YAML::Key << "weight" << YAML::Value
-          << backend.weight << YAML::EndMap;
+          << backend.weight;
+      const HealthCheckOverride& change = backend.health_check;
+      if (change != HealthCheckOverride{}) {
+        out << YAML::Key << "health_check" << YAML::Value << YAML::BeginMap;
+        if (change.port) out << YAML::Key << "port" << YAML::Value << *change.port;
+        if (change.interval) out << YAML::Key << "interval_ms" << YAML::Value << change.interval->count();
+        if (change.timeout) out << YAML::Key << "timeout_ms" << YAML::Value << change.timeout->count();
+        if (change.rise) out << YAML::Key << "rise" << YAML::Value << *change.rise;
+        if (change.fall) out << YAML::Key << "fall" << YAML::Value << *change.fall;
+        out << YAML::EndMap;
+      }
+      out << YAML::EndMap;
     }
     out << YAML::EndSeq << YAML::EndMap;
   }

@@ -20,6 +20,7 @@
 #include "sluice/control/stats_report.h"
 #include "api_routes.h"
 #include "http_server.h"
+#include "sluice/health/health_checker.h"
 
 namespace {
 
@@ -60,6 +61,18 @@ sluice::Status check_lcores(const Config& config) {
     if (auto status = check(cpus[i], field); !status) return status;
   }
   return {};
+}
+
+// The health checks that `config` asks for, one per backend of each VIP with a check.
+std::vector<sluice::health::HealthCheckTarget> health_targets(const Config& config) {
+  std::vector<sluice::health::HealthCheckTarget> targets;
+  for (const sluice::control::VipConfig& vip : config.vips) {
+    if (!vip.health_check || vip.health_check->kind == sluice::health::CheckKind::kNone) continue;
+    for (const sluice::control::BackendConfig& backend : vip.backends) {
+      targets.push_back({vip.key.to_string(), backend.address, vip.key.port, vip.check_for(backend)});
+    }
+  }
+  return targets;
 }
 
 void write_stats(const sluice::control::ControlPlane& control, const std::string& path) {
@@ -154,6 +167,32 @@ int main(int argc, char** argv) {
       return kExitDataplaneFailed;
     }
 
+    // Health checks leave through the kernel's routes: on a DPDK host they reach the network
+    // through the exception interface. NOTE: binding the probes to that TAP interface with
+    // SO_BINDTODEVICE made their handshakes time out on the test bed, so they are not bound.
+    sluice::health::HealthChecker::Options health_options;
+    sluice::health::HealthChecker checker(
+        [&control](const sluice::health::Transition& transition) {
+          auto key = sluice::control::parse_vip_key(transition.vip);
+          if (!key) return;
+          control.set_backend_healthy(*key, transition.backend,
+                                      transition.to == sluice::health::Health::kUp);
+        },
+        health_options);
+    if (auto status = checker.set_targets(health_targets(control.config())); !status) {
+      spdlog::error("health checks: {}", status.error());
+    }
+    control.set_config_listener([&checker](const Config& config) {
+      if (auto status = checker.set_targets(health_targets(config)); !status) {
+        spdlog::error("health checks: {}", status.error());
+      }
+    });
+    if (auto status = checker.start(); !status) {
+      spdlog::error("health checker start failed: {}", status.error());
+      control.stop();
+      return kExitDataplaneFailed;
+    }
+
     const std::string socket_directory = api_socket.substr(0, api_socket.rfind('/'));
     if (!socket_directory.empty()) ::mkdir(socket_directory.c_str(), 0755);
     auto api = sluice::control::HttpServer::listen_unix(api_socket, 0660);
@@ -162,11 +201,13 @@ int main(int argc, char** argv) {
       control.stop();
       return kExitDataplaneFailed;
     }
-    (*api)->start(sluice::control::make_api_handler(control));
+    (*api)->start(sluice::control::make_api_handler(control, &checker));
     spdlog::info("API listening on {}", (*api)->endpoint());
 
     rc = run(control, signals, stats_path);
     (*api)->stop();
+    control.set_config_listener({});
+    checker.stop();
     control.stop();
     write_stats(control, stats_path);
   }

@@ -1,6 +1,7 @@
 // Config pieces that the API will parse one at a time: VIP keys, single VIPs and backends,
 // and validation of a config changed in code.
 #include "sluice/control/config.h"
+#include "config_yaml.h"
 
 #include <gtest/gtest.h>
 
@@ -114,6 +115,52 @@ TEST(ValidateConfig, WarnsAboutVipWithoutServingBackend) {
   ASSERT_TRUE(validate_config(config).ok());
   ASSERT_EQ(config.warnings.size(), 1u);
   EXPECT_NE(config.warnings[0].find("no backend with a weight above 0"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+TEST(ConfigYaml, RoundTrips) {
+  auto config = parse_config(R"(
+dataplane:
+  type: xdp
+  xdp:
+    interfaces: [eth1, eth2]
+    mode: generic
+    egress_mtu: 1600
+lb:
+  ipv4: 198.51.100.2
+  ipv6: 2001:db8:100::2
+  next_hop:
+    mac: "02:00:00:00:00:01"
+seed: 1234
+flow_table:
+  size: 4096
+  tcp_timeout_s: 120
+vips:
+  - address: 203.0.113.10
+    port: 80
+    protocol: tcp
+    table_size: 251
+    health_check: {type: http, path: /healthz, expected_status: [200, 204], interval_ms: 500}
+    all_down: drop
+    backends:
+      - {address: 198.51.100.130, weight: 2, health_check: {port: 8080, fall: 5}}
+      - {address: 198.51.100.131, weight: 0}
+  - address: 2001:db8::10
+    port: 53
+    protocol: udp
+    health_check: {type: udp, payload: ping, expected_reply: pong}
+    backends: [{address: "2001:db8:100::130"}]
+)");
+  ASSERT_TRUE(config.ok()) << config.error();
+  const std::string yaml = config_to_yaml(*config);
+  auto again = parse_config(yaml);
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << yaml;
+  EXPECT_EQ(*again, *config) << yaml;
 }
 
 }  // namespace

@@ -93,14 +93,16 @@ std::vector<QueryParameter> backend_query(const VipKey& vip, const IpAddress& ad
 
 int add_vip(const Context& context, const VipKey& vip, std::optional<uint32_t> table_size,
             const std::optional<std::string>& check) {
-  if (check) {
-    // TODO: send the check as the VIP's "check" field once the API accepts one.
-    print_error("warning: health checks are not configurable yet, so --check " + *check +
-                " is not applied to " + vip.to_string());
-  }
   json body = {{"address", vip.address.to_string()},
                {"port", vip.port},
                {"protocol", protocol_name(vip.protocol)}};
+  // --check tcp|udp|none|http:PATH becomes the VIP's health_check with default timing.
+  if (check) {
+    const size_t colon = check->find(':');
+    json health_check = {{"type", check->substr(0, colon)}};
+    if (colon != std::string::npos) health_check["path"] = check->substr(colon + 1);
+    body["health_check"] = health_check;
+  }
   if (table_size) body["table_size"] = *table_size;
   auto result = call(context, "POST", build_target("/v1/vips"), body.dump());
   if (!result) return kExitFailure;

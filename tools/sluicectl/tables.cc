@@ -145,39 +145,23 @@ void print_backends(const json& response, std::ostream& out) {
 }
 
 bool print_health(const json& response, std::ostream& out) {
-  if (!response.is_object() || !response.contains("vips") || !response["vips"].is_array()) {
+  if (!response.is_object() || !response.contains("backends") || !response["backends"].is_array()) {
     return false;
   }
-  // NOTE: the health API has no fixed response yet, so the columns are the backends' fields.
-  std::vector<std::string> fields;
-  for (const json& vip : response["vips"]) {
-    for (const json& backend : vip.value("backends", json::array())) {
-      if (!backend.is_object()) return false;
-      for (const auto& [field, value] : backend.items()) {
-        const bool known = std::find(fields.begin(), fields.end(), field) != fields.end();
-        if (field != "address" && !known) fields.push_back(field);
-      }
-    }
-  }
-  std::vector<Column> columns = {{"VIP"}, {"BACKEND"}};
-  for (const std::string& field : fields) {
-    std::string title = field;
-    std::transform(title.begin(), title.end(), title.begin(), [](unsigned char c) {
-      return c == '_' ? ' ' : static_cast<char>(std::toupper(c));
-    });
-    columns.push_back({title});
-  }
-  Table table(columns);
-  for (const json& vip : response["vips"]) {
-    for (const json& backend : vip.value("backends", json::array())) {
-      std::vector<std::string> row = {text_of(vip.value("vip", json())),
-                                      text_of(backend.value("address", json()))};
-      for (const std::string& field : fields) row.push_back(text_of(backend.value(field, json())));
-      table.add_row(row);
-    }
+  Table table({{"VIP"}, {"BACKEND"}, {"CHECK"}, {"HEALTH"}, {"PASSES", Align::kRight},
+               {"FAILURES", Align::kRight},
+               {"SINCE (S)", Align::kRight}, {"LAST ERROR"}});
+  for (const json& backend : response["backends"]) {
+    if (!backend.is_object()) return false;
+    table.add_row({text_of(backend.value("vip", json())), text_of(backend.value("backend", json())),
+                   text_of(backend.value("check", json())), text_of(backend.value("health", json())),
+                   text_of(backend.value("consecutive_passes", json())),
+                   text_of(backend.value("consecutive_failures", json())),
+                   text_of(backend.value("seconds_since_transition", json())),
+                   text_of(backend.value("last_error", json()))});
   }
   if (table.empty()) {
-    out << "no backends\n";
+    out << "no backends with health checks\n";
   } else {
     table.print(out);
   }
