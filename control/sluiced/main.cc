@@ -20,6 +20,7 @@
 #include "sluice/control/stats_report.h"
 #include "api_routes.h"
 #include "http_server.h"
+#include "metrics.h"
 #include "sluice/health/health_checker.h"
 
 namespace {
@@ -113,6 +114,7 @@ int main(int argc, char** argv) {
   std::string stats_path;
   std::string log_level = "info";
   std::string api_socket = "/run/sluice/sluiced.sock";
+  std::string metrics_listen = "127.0.0.1:9810";
   bool check_only = false;
   app.add_option("-c,--config", config_path, "YAML config file")->required();
   app.add_option("--stats-file", stats_path,
@@ -121,6 +123,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical"}));
   app.add_option("--api-socket", api_socket,
                  "Unix socket of the HTTP API that sluicectl uses (mode 0660)")
+      ->capture_default_str();
+  app.add_option("--metrics-listen", metrics_listen,
+                 "ADDRESS:PORT of the Prometheus metrics endpoint (GET /metrics), or none")
       ->capture_default_str();
   app.add_flag("--check-config", check_only, "validate the config file and exit");
   CLI11_PARSE(app, argc, argv);
@@ -204,7 +209,39 @@ int main(int argc, char** argv) {
     (*api)->start(sluice::control::make_api_handler(control, &checker));
     spdlog::info("API listening on {}", (*api)->endpoint());
 
+    std::unique_ptr<sluice::control::HttpServer> metrics;
+    if (metrics_listen != "none") {
+      const size_t colon = metrics_listen.rfind(':');
+      std::string host = metrics_listen.substr(0, colon);
+      if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+      uint16_t port = 0;
+      try {
+        port = static_cast<uint16_t>(std::stoul(metrics_listen.substr(colon + 1)));
+      } catch (const std::exception&) {
+        port = 0;
+      }
+      auto server = colon == std::string::npos || port == 0
+                        ? sluice::Result<std::unique_ptr<sluice::control::HttpServer>>(sluice::Error{
+                              "--metrics-listen '" + metrics_listen + "' is not ADDRESS:PORT or none"})
+                        : sluice::control::HttpServer::listen_tcp(host, port);
+      if (!server) {
+        spdlog::error("metrics start failed: {}", server.error());
+        (*api)->stop();
+        checker.stop();
+        control.stop();
+        return kExitDataplaneFailed;
+      }
+      metrics = std::move(*server);
+      metrics->start([&control, &checker](const sluice::control::HttpRequest& request) {
+        if (request.path != "/metrics") return sluice::control::HttpResponse{404, "text/plain", "see /metrics\n"};
+        return sluice::control::HttpResponse{200, "text/plain; version=0.0.4",
+                                             sluice::control::render_metrics(control, &checker)};
+      });
+      spdlog::info("metrics on http://{}/metrics", metrics->endpoint());
+    }
+
     rc = run(control, signals, stats_path);
+    if (metrics) metrics->stop();
     (*api)->stop();
     control.set_config_listener({});
     checker.stop();

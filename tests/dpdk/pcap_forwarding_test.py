@@ -143,7 +143,8 @@ def run_sluiced(sluiced, workdir, input_paths, output_paths, expected_received):
     log_path = os.path.join(workdir, "sluiced.log")
     with open(log_path, "w") as log:
         process = subprocess.Popen([sluiced, "--config", config_path, "--stats-file", stats_path,
-                                    "--api-socket", os.path.join(workdir, "sluiced.sock")],
+                                    "--api-socket", os.path.join(workdir, "sluiced.sock"),
+                                    "--metrics-listen", "none"],
                                    stdout=log, stderr=subprocess.STDOUT)
     stats = None
     try:

@@ -83,6 +83,14 @@ def main():
         answers, failed = requests(60)
         check(failed == 0, "no request fails while sl-be2 is down (%d failed)" % failed)
         check("sl-be2" not in answers, "no request reaches the stopped sl-be2: %s" % answers)
+        metrics = run("ip", "netns", "exec", "sl-lb", "curl", "-s", "-m", "2",
+                      "http://127.0.0.1:9810/metrics").stdout
+        health_line = 'sluice_backend_health{vip="203.0.113.10:80/tcp",backend="198.51.100.131",check="http"} 0'
+        check(health_line in metrics, "metrics show sl-be2's health as 0")
+        check('sluice_backend_serving{vip="203.0.113.10:80/tcp",backend="198.51.100.131"} 0' in metrics,
+              "metrics show sl-be2 not serving")
+        check("sluice_backend_packets_total{" in metrics and "sluice_drops_total{reason=" in metrics,
+              "metrics have per-backend packets and drops by reason")
         backends = json.loads(run(SLUICECTL, "--socket", SOCKET, "--json", "vip", "list").stdout)
         states = {b["address"]: b["state"] for b in backends["vips"][0]["backends"]}
         check(states.get("198.51.100.131") == "down", "vip list shows sl-be2 down: %s" % states)

@@ -117,7 +117,7 @@ def start_sluiced(sluiced, workdir, ctl):
     log_path = os.path.join(workdir, "sluiced.log")
     with open(log_path, "w") as log:
         process = subprocess.Popen([sluiced, "--config", config_path,
-                                    "--api-socket", ctl.socket_path],
+                                    "--api-socket", ctl.socket_path, "--metrics-listen", "none"],
                                    stdout=log, stderr=subprocess.STDOUT)
     deadline = time.time() + 30
     while time.time() < deadline and process.poll() is None:
