@@ -42,6 +42,7 @@
 #include <vector>
 
 #include "balancer_loader.h"
+#include "bench_workload.h"
 #include "sluice/maglev.h"
 #include "sluice/pipeline.h"
 #include "sluice/snapshot.h"
@@ -49,59 +50,15 @@
 namespace sluice {
 namespace {
 
+using bench::Frame;
+using bench::kBackends;
+using bench::kFrameSize;
+using bench::make_snapshot;
+using bench::write_flow;
+
 constexpr uint32_t kHeadroom = 256;  // XDP_PACKET_HEADROOM, as BPF_PROG_TEST_RUN gives it
-constexpr uint32_t kFrameSize = 14 + 20 + 20;  // Ethernet, IPv4 and TCP without options
-constexpr uint32_t kSourceAddressOffset = 14 + 12;
-constexpr uint32_t kSourcePortOffset = 14 + 20;
-constexpr uint32_t kBackends = 100;
 constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpAck = 0x10;
-
-using Frame = std::array<uint8_t, kFrameSize>;
-
-// A TCP segment from 192.0.2.1:1024 to the VIP 203.0.113.10:80 with the given flags.
-Frame make_frame(uint8_t tcp_flags) {
-  Frame frame{};
-  const uint8_t ethernet[14] = {0x02, 0, 0, 0, 0, 0xaa, 0x02, 0, 0, 0, 0, 0x01, 0x08, 0x00};
-  const uint8_t ipv4[20] = {0x45, 0, 0, 40, 0x12, 0x34, 0x40, 0, 61, 6, 0, 0,
-                            192, 0, 2, 1, 203, 0, 113, 10};
-  const uint8_t tcp[20] = {0x04, 0x00, 0, 80, 0, 0, 0, 1, 0, 0, 0, 1,
-                           0x50, tcp_flags, 0xff, 0xff, 0, 0, 0, 0};
-  std::memcpy(frame.data(), ethernet, 14);
-  std::memcpy(frame.data() + 14, ipv4, 20);
-  std::memcpy(frame.data() + 34, tcp, 20);
-  return frame;
-}
-
-// Flow i comes from 192.0.2.(1 + i % 250), port 1024 + i / 250, as in pipeline_bench.cc.
-void write_flow(uint8_t* frame, uint32_t flow) {
-  frame[kSourceAddressOffset + 3] = static_cast<uint8_t>(1 + flow % 250);
-  const uint32_t port = 1024 + flow / 250;
-  frame[kSourcePortOffset] = static_cast<uint8_t>(port >> 8);
-  frame[kSourcePortOffset + 1] = static_cast<uint8_t>(port);
-}
-
-Snapshot make_snapshot() {
-  Snapshot snapshot;
-  snapshot.seed = 0x5eed5eed;
-  const uint8_t source[4] = {198, 51, 100, 254};
-  snapshot.source_ipv4 = IpAddress::v4(source);
-  snapshot.next_hop_mac.bytes = {0x02, 0, 0, 0, 0, 0xcc};
-
-  std::vector<MaglevBackend> maglev_backends;
-  for (uint32_t slot = 0; slot < kBackends; ++slot) {
-    const uint8_t address[4] = {198, 51, 100, static_cast<uint8_t>(slot + 1)};
-    snapshot.backends.push_back({slot + 1, BackendState::kLive, IpAddress::v4(address)});
-    maglev_backends.push_back({snapshot.backends.back().address, 1, slot});
-  }
-  const uint8_t vip_address[4] = {203, 0, 113, 10};
-  Vip vip;
-  vip.key = {IpAddress::v4(vip_address), 80, kProtocolTcp};
-  vip.maglev = build_maglev_table(maglev_backends, SLUICE_MAGLEV_DEFAULT_SIZE).value().entries;
-  snapshot.vips.push_back(vip);
-  snapshot.index_vips();
-  return snapshot;
-}
 
 const EgressPort kEgress{MacAddress{{0x02, 0, 0, 0, 0, 0xbb}}, 1500};
 
@@ -171,7 +128,7 @@ bool measure_xdp(uint32_t flows, uint32_t rounds, int empty_fd, XdpFigures& figu
     return false;
   }
 
-  Frame frame = make_frame(kTcpSyn);
+  Frame frame = bench::make_frame(kTcpSyn);
   uint32_t action = 0;
   for (uint32_t flow = 0; flow < flows; ++flow) {
     write_flow(frame.data(), flow);
@@ -182,7 +139,7 @@ bool measure_xdp(uint32_t flows, uint32_t rounds, int empty_fd, XdpFigures& figu
   }
 
   const uint64_t misses_before = balancer.totals().non_syn_misses;
-  frame = make_frame(kTcpAck);
+  frame = bench::make_frame(kTcpAck);
   std::vector<uint32_t> balancer_samples;
   std::vector<uint32_t> empty_samples;
   balancer_samples.reserve(static_cast<size_t>(flows) * rounds);
@@ -223,11 +180,11 @@ CppFigures measure_cpp(uint32_t flows, uint32_t rounds) {
     return pipeline.process(snapshot, packet, kEgress, now_ns);
   };
 
-  const Frame syn = make_frame(kTcpSyn);
+  const Frame syn = bench::make_frame(kTcpSyn);
   uint64_t now_ns = 1'000'000'000;
   for (uint32_t flow = 0; flow < flows; ++flow) process(syn, flow, now_ns);
 
-  const Frame ack = make_frame(kTcpAck);
+  const Frame ack = bench::make_frame(kTcpAck);
   const uint64_t misses_before = pipeline.counters().non_syn_misses.get();
   const auto start = std::chrono::steady_clock::now();
   for (uint32_t round = 0; round < rounds; ++round) {

@@ -333,6 +333,8 @@ Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& clien
   if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
 
   // The same key a TCP SYN or UDP datagram from the client builds in the parser.
+  // NOTE: for a port-0 VIP the real destination port is unknown here, so the answer is for
+  // packets to port 0; a packet to another port may hash elsewhere.
   sluice_flow_key flow{};
   std::memcpy(flow.src, client.bytes.data(), 16);
   std::memcpy(flow.dst, key.address.bytes.data(), 16);

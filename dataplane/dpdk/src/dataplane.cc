@@ -9,6 +9,7 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_pdump.h>
 #include <rte_prefetch.h>
 #include <rte_rcu_qsbr.h>
 #include <spdlog/spdlog.h>
@@ -95,6 +96,18 @@ Status Dataplane::init_eal(const Settings& settings, const std::string& program_
                  " (check eal_args, the lcores and the devices in the config)"};
   }
   eal_ready_ = true;
+
+  // dpdk-dumpcap captures through the pdump library, as a secondary process. That needs the
+  // shared config: with --no-shconf, --in-memory or --no-huge there is none, and capture is
+  // off while everything else works.
+  if (rte_pdump_init() == 0) {
+    logger()->info("pdump is ready for dpdk-dumpcap, which can attach when the EAL runs on "
+                   "hugepages with its shared config");
+  } else {
+    logger()->info("packet capture with dpdk-dumpcap is off: {} (it needs hugepages and the "
+                   "shared config, so no --no-huge, --no-shconf or --in-memory)",
+                   dpdk_error(rte_errno));
+  }
   return {};
 }
 
@@ -253,7 +266,10 @@ Dataplane::~Dataplane() {
   for (rte_mempool* pool : mempools_) rte_mempool_free(pool);
   mempools_.clear();
   rte_free(qsbr_);
-  if (eal_ready_) rte_eal_cleanup();
+  if (eal_ready_) {
+    rte_pdump_uninit();
+    rte_eal_cleanup();
+  }
 }
 
 uint64_t Dataplane::mbufs_in_use() const {
