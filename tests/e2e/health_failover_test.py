@@ -1,16 +1,22 @@
 #!/usr/bin/python3
-"""Backend failure, recovery and drain through the test bed, with real TCP connections.
+"""Backend failure, recovery, drain and addition under continuous client traffic.
 
-Brings the test bed up with the chosen data plane, stops one backend's HTTP server and
-checks that sluiced's health checks take it out (no request fails or reaches it), starts it
-again and checks that it serves again, then drains another backend with sluicectl and checks
-that new connections avoid it. The test bed is removed at the end, also on failure.
+Brings the test bed up with the chosen data plane and one spare backend, and keeps a client
+opening new connections to the VIP all the time. Then:
+- stops sl-be2's HTTP server: within fall x interval + 1 s it gets no new connections, and
+  after that window no request fails;
+- starts it again: it returns after `rise` passing checks;
+- drains the backend that serves a long transfer: the transfer completes and new connections
+  go to the others;
+- adds the spare sl-be4: it receives new connections and no request fails.
+The test bed is removed at the end, also on failure.
 """
 import argparse
 import json
 import os
 import subprocess
 import sys
+import threading
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -18,6 +24,9 @@ TESTBED = os.path.join(REPO, "tools", "testbed")
 SLUICECTL = os.path.join(REPO, "build", "bin", "sluicectl")
 SOCKET = "/run/sluice-testbed/sluiced.sock"
 VIP = "203.0.113.10:80/tcp"
+# The test bed's health check: interval 500 ms, rise 2, fall 2.
+INTERVAL_S, RISE, FALL = 0.5, 2, 2
+FAIL_WINDOW_S = FALL * INTERVAL_S + 1.0
 WAIT_S = 15
 
 
@@ -29,32 +38,52 @@ def run(*args, check=True):
     return result
 
 
+def ctl(*args):
+    return run(SLUICECTL, "--socket", SOCKET, *args)
+
+
 def health():
-    out = run(SLUICECTL, "--socket", SOCKET, "--json", "health").stdout
-    return {b["backend"]: b["health"] for b in json.loads(out)["backends"]}
+    return {b["backend"]: b["health"] for b in json.loads(ctl("--json", "health").stdout)["backends"]}
 
 
 def wait_for(backend, state):
     deadline = time.time() + WAIT_S
     while time.time() < deadline:
         if health().get(backend) == state:
-            return
-        time.sleep(0.2)
+            return time.time()
+        time.sleep(0.05)
     raise RuntimeError("backend %s did not become %s within %d s: %s" % (backend, state, WAIT_S, health()))
 
 
-def requests(count):
-    """Sends `count` requests, each on a new connection; returns answers per backend and failures."""
-    answers, failed = {}, 0
-    for _ in range(count):
-        result = subprocess.run(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "2",
-                                 "http://203.0.113.10/"], capture_output=True, text=True, timeout=10)
-        if result.returncode != 0:
-            failed += 1
-        else:
-            name = result.stdout.strip()
-            answers[name] = answers.get(name, 0) + 1
-    return answers, failed
+class Traffic(threading.Thread):
+    """Opens one new connection after another from sl-client, recording (start, end, answer);
+    answer is the backend's name, or None for a failed request. Bounded to 180 s and 20000
+    requests."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.records = []
+        self.stopping = threading.Event()
+
+    def run(self):
+        deadline = time.time() + 180
+        while not self.stopping.is_set() and time.time() < deadline and len(self.records) < 20000:
+            start = time.time()
+            result = subprocess.run(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "2",
+                                     "http://203.0.113.10/"], capture_output=True, text=True, timeout=10)
+            answer = result.stdout.strip() if result.returncode == 0 else None
+            self.records.append((start, time.time(), answer))
+
+    def since(self, moment):
+        """Answers of the requests that started at or after `moment`."""
+        return [answer for start, _, answer in self.records if start >= moment]
+
+
+def summary(answers):
+    counts = {}
+    for answer in answers:
+        counts[answer or "failed"] = counts.get(answer or "failed", 0) + 1
+    return counts
 
 
 def main():
@@ -71,48 +100,77 @@ def main():
         if not condition:
             failures.append(message)
 
+    traffic = Traffic()
     try:
-        run(TESTBED, "up", "--dataplane", args.dataplane)
-        answers, failed = requests(60)
-        check(failed == 0 and len(answers) == 3, "all three backends answer: %s, %d failed" % (answers, failed))
+        run(TESTBED, "up", "--dataplane", args.dataplane, "--spare-backends", "1")
+        traffic.start()
+        time.sleep(1.5)
+        first = summary(traffic.since(0))
+        check(first.get("failed", 0) == 0 and len(first) == 3, "three backends answer: %s" % first)
 
-        started = time.time()
+        # Failure: sl-be2's server stops.
+        stopped = time.time()
         run(TESTBED, "stop-server", "sl-be2")
-        wait_for("198.51.100.131", "down")
-        print("sl-be2 marked down %.1f s after its server stopped" % (time.time() - started))
-        answers, failed = requests(60)
-        check(failed == 0, "no request fails while sl-be2 is down (%d failed)" % failed)
-        check("sl-be2" not in answers, "no request reaches the stopped sl-be2: %s" % answers)
+        marked = wait_for("198.51.100.131", "down")
+        print("sl-be2 marked down %.2f s after its server stopped" % (marked - stopped))
+        time.sleep(FAIL_WINDOW_S + 1.5 - (time.time() - stopped))
+        after = traffic.since(stopped + FAIL_WINDOW_S)
+        check(len(after) > 0 and "sl-be2" not in after,
+              "no new connection reaches sl-be2 after %.1f s: %s" % (FAIL_WINDOW_S, summary(after)))
+        check(None not in after, "no request fails after the window: %s" % summary(after))
         metrics = run("ip", "netns", "exec", "sl-lb", "curl", "-s", "-m", "2",
                       "http://127.0.0.1:9810/metrics").stdout
-        health_line = 'sluice_backend_health{vip="203.0.113.10:80/tcp",backend="198.51.100.131",check="http"} 0'
-        check(health_line in metrics, "metrics show sl-be2's health as 0")
+        check('sluice_backend_health{vip="203.0.113.10:80/tcp",backend="198.51.100.131",check="http"} 0' in metrics,
+              "metrics show sl-be2's health as 0")
         check('sluice_backend_serving{vip="203.0.113.10:80/tcp",backend="198.51.100.131"} 0' in metrics,
               "metrics show sl-be2 not serving")
-        check("sluice_backend_packets_total{" in metrics and "sluice_drops_total{reason=" in metrics,
-              "metrics have per-backend packets and drops by reason")
-        backends = json.loads(run(SLUICECTL, "--socket", SOCKET, "--json", "vip", "list").stdout)
-        states = {b["address"]: b["state"] for b in backends["vips"][0]["backends"]}
-        check(states.get("198.51.100.131") == "down", "vip list shows sl-be2 down: %s" % states)
 
+        # Recovery: the server starts again and sl-be2 returns after `rise` passes.
+        started = time.time()
         run(TESTBED, "start-server", "sl-be2")
-        wait_for("198.51.100.131", "up")
-        answers, failed = requests(60)
-        check(failed == 0 and answers.get("sl-be2", 0) > 0, "sl-be2 serves again: %s, %d failed" % (answers, failed))
+        up = wait_for("198.51.100.131", "up")
+        print("sl-be2 up %.2f s after its server started" % (up - started))
+        check(up - started <= RISE * INTERVAL_S + 1.5,
+              "sl-be2 returns within rise x interval + 1.5 s (%.2f s)" % (up - started))
+        time.sleep(1.5)
+        check("sl-be2" in traffic.since(up + 0.2), "sl-be2 gets new connections again: %s" % summary(traffic.since(up + 0.2)))
 
-        run(SLUICECTL, "--socket", SOCKET, "backend", "drain", VIP, "198.51.100.132")
-        answers, failed = requests(60)
-        check(failed == 0 and "sl-be3" not in answers, "new connections avoid the drained sl-be3: %s, %d failed" % (answers, failed))
+        # Drain while a long transfer runs from the drained backend.
+        transfer = subprocess.Popen(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "20",
+                                     "http://203.0.113.10/slow?seconds=4&kib=512"],
+                                    stdout=subprocess.PIPE)
+        serving = transfer.stdout.readline().decode().strip()
+        address = "198.51.100.%d" % (129 + int(serving.replace("sl-be", "")))
+        drained = time.time()
+        ctl("backend", "drain", VIP, address)
+        body = transfer.stdout.read()
+        code = transfer.wait(timeout=30)
+        check(code == 0 and len(body) == 512 * 1024 - (512 * 1024) % 50,
+              "the long transfer from drained %s completes (curl %d, %d bytes)" % (serving, code, len(body)))
+        after = traffic.since(drained + 0.2)
+        check(len(after) > 0 and serving not in after and None not in after,
+              "new connections avoid the drained %s: %s" % (serving, summary(after)))
 
-        stats = json.loads(run(SLUICECTL, "--socket", SOCKET, "--json", "stats").stdout)
+        # Addition: the spare sl-be4 joins and gets traffic once its first check passes.
+        ctl("backend", "add", VIP, "198.51.100.133")
+        added = wait_for("198.51.100.133", "up")
+        time.sleep(1.5)
+        after = traffic.since(added + 0.2)
+        check("sl-be4" in after and None not in after, "the added sl-be4 gets new connections: %s" % summary(after))
+
+        stats = json.loads(ctl("--json", "stats").stdout)
         check(stats["alerts"]["all_backends_down"] == 0, "no all-backends-down alert: %s" % stats["alerts"])
-    except (RuntimeError, subprocess.TimeoutExpired) as error:
+        print("%d requests in all: %s" % (len(traffic.records), summary(traffic.since(0))))
+    except (RuntimeError, subprocess.TimeoutExpired, ValueError) as error:
         failures.append(str(error))
         print("FAIL:", error)
         log = "/run/sluice-testbed/sluiced.log"
         if os.path.exists(log):
             print("---- sluiced.log ----\n" + open(log).read()[-4000:])
     finally:
+        traffic.stopping.set()
+        if traffic.is_alive():
+            traffic.join(timeout=15)
         run(TESTBED, "down", check=False)
 
     print("%d failed" % len(failures))

@@ -147,6 +147,18 @@ def test_vip_commands(ctl):
     check("deleted VIP 203.0.113.20:53/udp" in out, "vip del: output %r" % out)
     check(vip_of(ctl.state(), "203.0.113.20:53/udp") is None, "vip del: the VIP is still listed")
 
+    # TCP and UDP on one address and port are two VIPs: adding one keeps the other, and
+    # deleting one leaves the other.
+    udp_twin = VIP4.replace("/tcp", "/udp")
+    ctl.ok("vip", "add", udp_twin)
+    state = ctl.state()
+    check(vip_of(state, udp_twin) is not None and vip_of(state, VIP4) is not None,
+          "vip add %s: both %s and %s should be listed" % (udp_twin, VIP4, udp_twin))
+    ctl.ok("vip", "del", udp_twin)
+    state = ctl.state()
+    check(vip_of(state, udp_twin) is None and vip_of(state, VIP4) is not None,
+          "vip del %s: %s should stay" % (udp_twin, VIP4))
+
 
 def test_backend_commands(ctl):
     out, _ = ctl.ok("backend", "add", VIP6, "[2001:db8::20]", "--weight", "3")

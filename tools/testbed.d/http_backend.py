@@ -1,8 +1,11 @@
 #!/usr/bin/python3
 """HTTP server for a test bed backend: every GET returns the backend's name and a newline.
 
-The test bed runs one per backend namespace, bound to the VIP on that namespace's loopback,
-so the body of a response shows the client which backend served its connection.
+The test bed runs one per backend namespace, on every address of the namespace (the VIP on
+its loopback and its own address for health checks), so the body of a response shows the
+client which backend served its connection. GET /slow?seconds=S&kib=K sends the name line
+and then K KiB spread over S seconds, a long transfer for drain tests (S at most 30, K at most
+10240).
 """
 
 import argparse
@@ -10,6 +13,8 @@ import http.server
 import signal
 import socketserver
 import sys
+import time
+import urllib.parse
 
 
 class NameHandler(http.server.BaseHTTPRequestHandler):
@@ -19,11 +24,33 @@ class NameHandler(http.server.BaseHTTPRequestHandler):
     body = b""
 
     def do_GET(self):
+        url = urllib.parse.urlparse(self.path)
+        if url.path == "/slow":
+            self.send_slow(urllib.parse.parse_qs(url.query))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "text/plain")
         self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
         self.wfile.write(self.body)
+
+    def send_slow(self, query):
+        try:
+            seconds = min(30.0, max(0.0, float(query.get("seconds", ["5"])[0])))
+            kib = min(10240, max(1, int(query.get("kib", ["1024"])[0])))
+        except ValueError:
+            self.send_error(400, "seconds and kib must be numbers")
+            return
+        chunks = 50
+        chunk = b"x" * (kib * 1024 // chunks)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.body) + len(chunk) * chunks))
+        self.end_headers()
+        self.wfile.write(self.body)
+        for _ in range(chunks):
+            time.sleep(seconds / chunks)
+            self.wfile.write(chunk)
 
     def do_HEAD(self):
         self.send_response(200)
@@ -46,7 +73,7 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="backend name returned in every body, e.g. sl-be2")
-    parser.add_argument("--address", required=True, help="IPv4 address to listen on, e.g. 203.0.113.10")
+    parser.add_argument("--address", required=True, help="IPv4 address to listen on, e.g. 0.0.0.0")
     parser.add_argument("--port", type=int, default=80, help="TCP port to listen on (default 80)")
     return parser.parse_args()
 
