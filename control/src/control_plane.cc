@@ -145,8 +145,9 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
                    "start; restart sluiced to use them");
     }
     config_ = std::move(candidate);
-    // A backend that leaves the config forgets its health: added again, it must pass again.
-    std::erase_if(healthy_, [this](const auto& entry) {
+    // A backend that leaves the config forgets its health: added again, it must pass again,
+    // and until then its VIP is new rather than failed.
+    const auto gone = [this](const auto& entry) {
       for (const VipConfig& vip : config_.vips) {
         if (vip.key != entry.first) continue;
         for (const BackendConfig& backend : vip.backends) {
@@ -154,7 +155,9 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
         }
       }
       return true;
-    });
+    };
+    std::erase_if(healthy_, gone);
+    std::erase_if(ever_healthy_, gone);
     spdlog::info("{} applied: generation {}", what, result->generation);
     listener = config_listener_;
     applied = config_;

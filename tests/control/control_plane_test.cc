@@ -228,3 +228,15 @@ TEST_F(Fixture, LookupMatchesPipeline) {
 
 }  // namespace
 }  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+TEST_F(Fixture, ReaddedVipRaisesNoAlert) {
+  ASSERT_TRUE(control->remove_vip(vip).ok());
+  ASSERT_TRUE(control->add_vip(base_config().vips[0]).ok());
+  EXPECT_EQ(control->stats()["alerts"]["all_backends_down"], 0);
+}
+
+}  // namespace
+}  // namespace sluice::control
