@@ -1,6 +1,6 @@
 // An XDP program that passes every packet. The test bed attaches it to the router's end of
-// the load balancer's veth: a veth delivers frames that its peer sends with XDP_TX only when
-// an XDP program is attached on the receiving end (GRO alone did not do it on kernel 6.18).
+// the load balancer's veth. A veth delivers the frames that its peer sends with XDP_TX only
+// when an XDP program is attached on the receiving end; GRO alone did not do it on 6.18.
 #include <linux/bpf.h>
 #include <bpf/bpf_helpers.h>
 

@@ -66,8 +66,8 @@ class HttpServer {
   std::atomic<bool> stopping_{false};
 };
 
-// Parses an HTTP/1.1 request from `text`; exposed for tests. Returns an error with the HTTP
-// status to answer (400, 413 or 431) in its message prefix.
+// Parses the request line and headers in `head` and attaches `body`. An error message starts
+// with the HTTP status to send back (400), then the reason.
 Result<HttpRequest> parse_http_request(const std::string& head, std::string body);
 
 std::string percent_decode(std::string_view text);

@@ -119,7 +119,7 @@ Result<std::unique_ptr<DataplaneDriver>> create_xdp_driver(const Config& config)
   }
 
   // Forwarded packets leave through the egress interface if there is one, else back out of
-  // the interface they came in on; they carry that interface's MAC as source.
+  // the interface they came in on. They carry that interface's MAC as source.
   std::vector<bpf::XdpEgress> egress;
   for (const InterfaceInfo& interface : interfaces) {
     const InterfaceInfo& out = egress_interface ? *egress_interface : interface;
