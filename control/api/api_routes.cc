@@ -29,7 +29,9 @@ HttpResponse change_error(const std::string& message) {
 
 HttpResponse change_response(const Result<ChangeResult>& result, int success_status = 200) {
   if (!result) return change_error(result.error());
-  return json_response(success_status, {{"generation", result->generation}, {"changed", result->changed}});
+  return json_response(success_status, {{"generation", result->generation},
+                                         {"changed", result->changed},
+                                         {"warnings", result->warnings}});
 }
 
 Result<VipKey> vip_parameter(const HttpRequest& request) {
@@ -176,7 +178,8 @@ HttpResponse apply_config(ControlPlane& control, const HttpRequest& request) {
   if (!result) return change_error(result.error());
   return json_response(200, {{"generation", result->generation},
                              {"changed", result->changed},
-                             {"dry_run", dry_run}});
+                             {"dry_run", dry_run},
+                             {"warnings", result->warnings}});
 }
 
 HttpResponse lookup(ControlPlane& control, const HttpRequest& request) {
@@ -234,8 +237,9 @@ HttpHandler make_api_handler(ControlPlane& control, const health::HealthChecker*
                             "the README)");
     }
     if (response.status >= 400) {
-      spdlog::warn("api: {} {} rejected with {}: {}", method, path, response.status,
-                   response.body.substr(0, response.body.find('\n')));
+      const json body = json::parse(response.body, nullptr, false);
+      const std::string reason = body.is_object() ? body.value("error", response.body) : response.body;
+      spdlog::warn("api: {} {} rejected with {}: {}", method, path, response.status, reason);
     }
     return response;
   };

@@ -130,20 +130,29 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
   Result<ChangeResult> result = ChangeResult{};
   {
     std::lock_guard lock(mutex_);
+    // The data plane section and the flow table size take effect only at start. The running
+    // ones stay in force, and in the config, so that reading the config back tells the truth.
+    std::vector<std::string> warnings;
+    if (candidate.dataplane != config_.dataplane || candidate.dpdk != config_.dpdk ||
+        candidate.xdp != config_.xdp || candidate.flow_table_size != config_.flow_table_size) {
+      warnings.push_back("the dataplane section and flow_table.size apply only at start; the "
+                         "running ones stay until sluiced restarts with the new file");
+      candidate.dataplane = config_.dataplane;
+      candidate.dpdk = config_.dpdk;
+      candidate.xdp = config_.xdp;
+      candidate.flow_table_size = config_.flow_table_size;
+    }
     if (!dry_run && candidate == config_) {
-      return ChangeResult{snapshot_ ? snapshot_->generation : 0, false};
+      return ChangeResult{snapshot_ ? snapshot_->generation : 0, false, warnings};
     }
     result = publish_locked(candidate, dry_run);
     if (!result) {
       spdlog::error("{} rejected, the running state stays: {}", what, result.error());
       return result;
     }
+    result->warnings = warnings;
+    for (const std::string& warning : warnings) spdlog::warn("{}: {}", what, warning);
     if (dry_run) return result;
-    if (candidate.dataplane != config_.dataplane || candidate.dpdk != config_.dpdk ||
-        candidate.xdp != config_.xdp || candidate.flow_table_size != config_.flow_table_size) {
-      spdlog::warn("the dataplane section or flow_table.size changed, but they apply only at "
-                   "start; restart sluiced to use them");
-    }
     config_ = std::move(candidate);
     // A backend that leaves the config forgets its health: added again, it must pass again,
     // and until then its VIP is new rather than failed.

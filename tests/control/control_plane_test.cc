@@ -240,3 +240,21 @@ TEST_F(Fixture, ReaddedVipRaisesNoAlert) {
 
 }  // namespace
 }  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+TEST_F(Fixture, StartOnlyChangeWarnsAndKeepsRunning) {
+  Config changed = base_config();
+  changed.flow_table_size = 4096;
+  changed.seed = 99;
+  auto result = control->apply(changed);
+  ASSERT_TRUE(result.ok()) << result.error();
+  ASSERT_EQ(result->warnings.size(), 1u);
+  EXPECT_NE(result->warnings[0].find("apply only at start"), std::string::npos);
+  EXPECT_EQ(control->config().flow_table_size, base_config().flow_table_size);
+  EXPECT_EQ(control->config().seed, 99u);
+}
+
+}  // namespace
+}  // namespace sluice::control

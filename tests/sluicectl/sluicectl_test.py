@@ -269,7 +269,7 @@ def test_config(ctl, workdir):
     write_config(invalid_path, workdir, [(b, 1) for b in BACKENDS4], table_size=65536)
     code, out, err = ctl.run("apply", "-f", invalid_path)
     check(code == 1, "apply of an invalid file: exit code %d, expected 1" % code)
-    check("sluicectl: vips[0].table_size: 65536 is not prime" in err,
+    check("invalid.yaml: vips[0].table_size: 65536 is not prime" in err,
           "apply of an invalid file: stderr %r lacks the field path" % err)
     check(ctl.state() == before, "apply of an invalid file changed the running state")
 
@@ -297,8 +297,8 @@ BAD_INPUTS = [
     (["backend", "add", VIP4, "[2001:db8::1"], 2, "ADDRESS: '[2001:db8::1' is not an IPv4 or IPv6"),
     (["backend", "add", VIP4, "300.1.1.1"], 2, "ADDRESS: '300.1.1.1' is not an IPv4 or IPv6"),
     (["vip", "add", VIP4], 1, "already exists"),
-    (["backend", "weight", VIP4, BACKENDS4[0], "-1"], 2, "W: '-1' is not a whole number from 0 to 65535"),
-    (["backend", "weight", VIP4, BACKENDS4[0], "70000"], 2, "W: 70000 is out of range (use 0 to 65535)"),
+    (["backend", "weight", VIP4, BACKENDS4[0], "-1"], 2, "WEIGHT: '-1' is not a whole number from 0 to 65535"),
+    (["backend", "weight", VIP4, BACKENDS4[0], "70000"], 2, "WEIGHT: 70000 is out of range (use 0 to 65535)"),
     (["backend", "add", VIP4, "198.51.100.140", "--weight", "70000"], 2, "--weight: 70000 is out of range"),
     (["vip", "del", "203.0.113.99:80/tcp"], 1, "vip 203.0.113.99:80/tcp not found"),
     (["vip", "add", "203.0.113.10:80"], 2, "VIP: invalid VIP '203.0.113.10:80'"),

@@ -74,6 +74,9 @@ std::string generation_of(const json& result) {
 // when the state already was as requested.
 int report_change(const Context& context, const json& result, const std::string& done,
                   const std::string& unchanged) {
+  for (const json& warning : result.value("warnings", json::array())) {
+    print_error("warning: " + warning.get<std::string>());
+  }
   if (context.json) {
     print_json(result);
   } else {
@@ -266,18 +269,32 @@ int apply_config(const Context& context, const std::string& path, bool dry_run) 
   }
   const std::vector<QueryParameter> query =
       dry_run ? std::vector<QueryParameter>{{"dry_run", "1"}} : std::vector<QueryParameter>{};
-  auto result =
-      call(context, "PUT", build_target("/v1/config", query), text.str(), "application/yaml");
-  if (!result) return kExitFailure;
+  Result<ApiResponse> response = context.client.send(
+      "PUT", build_target("/v1/config", query), text.str(), "application/yaml");
+  if (!response) {
+    print_error(response.error());
+    return kExitFailure;
+  }
+  if (response->status >= 300) {
+    // The server checks the file as a whole config, so its errors name fields of the file.
+    print_error(path + ": " + error_message(*response));
+    return kExitFailure;
+  }
+  json result = json::parse(response->body, nullptr, false);
   if (!dry_run) {
-    return report_change(context, *result, "applied " + path,
+    return report_change(context, result, "applied " + path,
                          path + " matches the running config; nothing changed");
   }
-  // sluiced reports every valid dry run as a change, so "changed" carries no information here.
+  for (const json& warning : result.value("warnings", json::array())) {
+    print_error("warning: " + warning.get<std::string>());
+  }
   if (context.json) {
-    print_json(*result);
+    print_json(result);
+  } else if (result.value("changed", false)) {
+    std::cout << "dry run: " << path << " is valid and differs from the running config; "
+              << "sluiced built it without applying it\n";
   } else {
-    std::cout << "dry run: " << path << " is valid; sluiced built it without applying it\n";
+    std::cout << "dry run: " << path << " is valid and matches the running config\n";
   }
   return kExitSuccess;
 }

@@ -147,8 +147,8 @@ void add_weight_commands(CLI::App& backend, Arguments& arguments, Action& action
   CLI::App* weight = backend.add_subcommand("weight", "set a backend's weight");
   add_vip_argument(*weight, arguments, true);
   add_address_argument(*weight, arguments);
-  weight->add_option("W", arguments.weight, "the new weight, 0 to 65535 (0 drains the backend)")
-      ->type_name("W")
+  weight->add_option("WEIGHT", arguments.weight, "the new weight, 0 to 65535 (0 drains the backend)")
+      ->type_name("WEIGHT")
       ->required()
       ->check(validator(sluice::ctl::check_weight));
   weight->callback([&] {
@@ -182,7 +182,7 @@ void add_backend_commands(CLI::App& app, Arguments& arguments, Action& action) {
   add->add_option("--weight", arguments.weight,
                   "share of new flows relative to the VIP's other backends, 0 to 65535 "
                   "(sluiced's default: 1)")
-      ->type_name("W")
+      ->type_name("WEIGHT")
       ->check(validator(sluice::ctl::check_weight));
   add->callback([&] {
     action = [&](const Context& context) {

@@ -158,7 +158,9 @@ bool print_health(const json& response, std::ostream& out) {
                    text_of(backend.value("consecutive_passes", json())),
                    text_of(backend.value("consecutive_failures", json())),
                    text_of(backend.value("seconds_since_transition", json())),
-                   text_of(backend.value("last_error", json()))});
+                   // An error from before the last recovery is history, not a problem now.
+                   backend.value("health", "") == "up" ? std::string()
+                                                        : text_of(backend.value("last_error", json()))});
   }
   if (table.empty()) {
     out << "no backends with health checks\n";

@@ -98,11 +98,18 @@ Status Dataplane::init_eal(const Settings& settings, const std::string& program_
   eal_ready_ = true;
 
   // dpdk-dumpcap captures through the pdump library, as a secondary process. That needs the
-  // shared config: with --no-shconf, --in-memory or --no-huge there is none, and capture is
-  // off while everything else works.
-  if (rte_pdump_init() == 0) {
-    logger()->info("pdump is ready for dpdk-dumpcap, which can attach when the EAL runs on "
-                   "hugepages with its shared config");
+  // shared config and hugepages: with --no-shconf, --in-memory or --no-huge there are none,
+  // and capture is off while everything else works.
+  bool shared = true;
+  for (const std::string& arg : settings.eal_args) {
+    shared = shared && arg != "--no-huge" && arg != "--no-shconf" && arg != "--in-memory";
+  }
+  if (!shared) {
+    logger()->info("packet capture with dpdk-dumpcap is off: the EAL runs with --no-huge, "
+                   "--no-shconf or --in-memory, which leave a secondary process nothing to "
+                   "attach to");
+  } else if (rte_pdump_init() == 0) {
+    logger()->info("pdump is ready: dpdk-dumpcap can attach to this process");
   } else {
     logger()->info("packet capture with dpdk-dumpcap is off: {} (it needs hugepages and the "
                    "shared config, so no --no-huge, --no-shconf or --in-memory)",

@@ -39,6 +39,7 @@ struct VipStatus {
 struct ChangeResult {
   uint64_t generation = 0;
   bool changed = false;
+  std::vector<std::string> warnings;  // parts of the change that did not take effect
 };
 
 class ControlPlane {
