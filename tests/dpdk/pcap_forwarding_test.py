@@ -14,6 +14,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import shutil
 import time
 import zlib
 
@@ -30,6 +31,8 @@ VIP6 = "2001:db8:203::10"
 BACKENDS4 = ["198.51.100.130", "198.51.100.131", "198.51.100.132"]
 BACKENDS6 = ["2001:db8:100::130", "2001:db8:100::131"]
 FLOWS = 300
+# The EAL's runtime directory, /var/run/dpdk/PREFIX, is this test's own and removed at the end.
+DPDK_PREFIX = "sluice-pcap-%d" % os.getpid()
 
 CONFIG = """
 dataplane:
@@ -38,7 +41,8 @@ dataplane:
     main_lcore: 0
     worker_lcores: {lcores}
     worker_cpus: {cpus}
-    eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry"]
+    eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry",
+               "--file-prefix", "{prefix}"]
     ports:
       - device: "net_pcap0,{pcaps}"
 lb:
@@ -135,7 +139,7 @@ def run_sluiced(sluiced, workdir, input_paths, output_paths, expected_received):
     pcaps = ",".join("rx_pcap=%s" % p for p in input_paths) + "," + \
         ",".join("tx_pcap=%s" % p for p in output_paths)
     with open(config_path, "w") as f:
-        f.write(CONFIG.format(pcaps=pcaps, lcores=list(range(1, workers + 1)), cpus=[1] * workers,
+        f.write(CONFIG.format(prefix=DPDK_PREFIX, pcaps=pcaps, lcores=list(range(1, workers + 1)), cpus=[1] * workers,
                               lb4=LB_IPV4, lb6=LB_IPV6,
                               mac=NEXT_HOP_MAC, vip4=VIP4, vip4udp=VIP4_UDP, vip6=VIP6,
                               b4=", ".join("{address: %s}" % b for b in BACKENDS4),
@@ -213,6 +217,13 @@ def main():
     if os.geteuid() != 0:
         sys.exit("FAIL: this test needs root (DPDK's EAL and net_pcap run as root)")
 
+    try:
+        return check_run(args)
+    finally:
+        shutil.rmtree(os.path.join("/var/run/dpdk", DPDK_PREFIX), ignore_errors=True)
+
+
+def check_run(args):
     with tempfile.TemporaryDirectory(prefix="sluice-pcap-") as workdir:
         packets, expected = build_input()
         # Each flow goes to one queue, so each worker sees a flow's packets in order.

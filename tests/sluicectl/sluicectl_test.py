@@ -11,6 +11,7 @@ leave the running state (generation included) unchanged.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -30,7 +31,8 @@ dataplane:
   dpdk:
     main_lcore: 0
     worker_lcores: [1]
-    eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry"]
+    eal_args: ["--no-huge", "-m", "256", "--no-shconf", "--no-pci", "--no-telemetry",
+               "--file-prefix", "sluice-ctl-{pid}"]
     ports:
       - device: "net_pcap0,rx_pcap={rx},tx_pcap={tx}"
 lb:
@@ -89,7 +91,7 @@ def backend_lines(backends):
 
 def write_config(path, workdir, backends, table_size=65537):
     with open(path, "w") as f:
-        f.write(CONFIG.format(rx=os.path.join(workdir, "in.pcap"),
+        f.write(CONFIG.format(pid=os.getpid(), rx=os.path.join(workdir, "in.pcap"),
                               tx=os.path.join(workdir, "out.pcap"),
                               table_size=table_size, backends=backend_lines(backends)))
 
@@ -385,6 +387,8 @@ def main():
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            # The EAL's runtime directory of this test's sluiced.
+            shutil.rmtree("/var/run/dpdk/sluice-ctl-%d" % os.getpid(), ignore_errors=True)
         check(stop_code == 0, "sluiced exited with %s after SIGTERM, expected 0" % stop_code)
         check(not os.path.exists(ctl.socket_path), "sluiced left its API socket behind")
 
