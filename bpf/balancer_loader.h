@@ -16,7 +16,7 @@ namespace sluice::bpf {
 
 enum class AttachMode { kNative, kGeneric };
 
-// How packets forwarded from one receiving interface leave.
+// The egress of packets forwarded from one receiving interface.
 struct XdpEgress {
   int ingress_ifindex = 0;   // the receiving interface this entry applies to
   MacAddress source_mac;     // the MAC that forwarded packets carry as source

@@ -35,7 +35,7 @@ void log_warnings(const Config& config) {
 }
 
 // Checks that every CPU the lcores run on is one this process may use. An lcore runs on the
-// CPU of its own id unless worker_cpus says otherwise. DPDK's own error for a missing CPU
+// CPU of its own id unless worker_cpus maps it elsewhere. DPDK's own error for a missing CPU
 // comes after a page of usage text.
 sluice::Status check_lcores(const Config& config) {
   if (config.dataplane != "dpdk") return {};
@@ -64,7 +64,7 @@ sluice::Status check_lcores(const Config& config) {
   return {};
 }
 
-// The health checks that `config` asks for, one per backend of each VIP with a check.
+// Returns the health check targets of `config`: one per backend of each VIP with a check.
 std::vector<sluice::health::HealthCheckTarget> health_targets(const Config& config) {
   std::vector<sluice::health::HealthCheckTarget> targets;
   for (const sluice::control::VipConfig& vip : config.vips) {

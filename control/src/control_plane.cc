@@ -131,7 +131,7 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
   {
     std::lock_guard lock(mutex_);
     // The data plane section and the flow table size take effect only at start. The running
-    // ones stay in force, and in the config, so that reading the config back tells the truth.
+    // ones stay in force and in the stored config, so the config read back is what runs.
     std::vector<std::string> warnings;
     if (candidate.dataplane != config_.dataplane || candidate.dpdk != config_.dpdk ||
         candidate.xdp != config_.xdp || candidate.flow_table_size != config_.flow_table_size) {
@@ -154,8 +154,8 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
     for (const std::string& warning : warnings) spdlog::warn("{}: {}", what, warning);
     if (dry_run) return result;
     config_ = std::move(candidate);
-    // A backend that leaves the config forgets its health: added again, it must pass again,
-    // and until then its VIP is new rather than failed.
+    // A backend that leaves the config loses its health record. Added again, it must pass
+    // again, and until then its VIP counts as new rather than failed.
     const auto gone = [this](const auto& entry) {
       for (const VipConfig& vip : config_.vips) {
         if (vip.key != entry.first) continue;
@@ -345,8 +345,8 @@ Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& clien
   if (vip == nullptr) return Error{"vip " + key.to_string() + " not found"};
 
   // The same key a TCP SYN or UDP datagram from the client builds in the parser.
-  // NOTE: for a port-0 VIP the real destination port is unknown here, so the answer is for
-  // packets to port 0; a packet to another port may hash elsewhere.
+  // NOTE: for a port-0 VIP the real destination port is unknown here, so the result is for
+  // packets to port 0. A packet to another port may hash elsewhere.
   sluice_flow_key flow{};
   std::memcpy(flow.src, client.bytes.data(), 16);
   std::memcpy(flow.dst, key.address.bytes.data(), 16);

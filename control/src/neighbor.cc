@@ -20,12 +20,12 @@ std::optional<MacAddress> find_ipv4_neighbor(const IpAddress& address,
   std::ifstream table("/proc/net/arp");
   std::string line;
   std::getline(table, line);
-  const std::string wanted = address.to_string();
+  const std::string expected_address = address.to_string();
   while (std::getline(table, line)) {
     std::istringstream fields(line);
     std::string ip, type, flags, mac, mask, device;
     if (!(fields >> ip >> type >> flags >> mac >> mask >> device)) continue;
-    if (ip != wanted || device != interface) continue;
+    if (ip != expected_address || device != interface) continue;
     if ((std::stoul(flags, nullptr, 16) & 0x2) == 0) return std::nullopt;
     Result<MacAddress> parsed = MacAddress::parse(mac);
     if (!parsed || parsed->is_zero()) return std::nullopt;

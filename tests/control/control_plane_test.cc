@@ -13,7 +13,8 @@ namespace {
 
 IpAddress address(const char* text) { return *IpAddress::parse(text); }
 
-// Records every published snapshot; can be told to reject the next ones.
+// A data plane fake that records every published snapshot, and rejects them while `reject`
+// is set.
 class FakeDriver final : public DataplaneDriver {
  public:
   std::string_view name() const override { return "fake"; }

@@ -226,7 +226,7 @@ def main():
 def check_run(args):
     with tempfile.TemporaryDirectory(prefix="sluice-pcap-") as workdir:
         packets, expected = build_input()
-        # Each flow goes to one queue, so each worker sees a flow's packets in order.
+        # Each flow goes to one queue, so each worker receives a flow's packets in order.
         queues = [[] for _ in range(args.workers)]
         for packet, flow in zip(packets, expected):
             queue = zlib.crc32(repr(flow).encode()) % args.workers if isinstance(flow, tuple) else 0

@@ -65,9 +65,9 @@ def wait_for(backend, state):
 
 
 class Traffic(threading.Thread):
-    """Opens one new connection after another from sl-client, recording (start, end, answer);
-    answer is the backend's name, or None for a failed request. Bounded to 180 s and 20000
-    requests."""
+    """Opens one new connection after another from sl-client and records (start, end,
+    backend), where backend is the name in the response, or None for a failed request.
+    Bounded to 180 s and 20000 requests."""
 
     def __init__(self):
         super().__init__(daemon=True)
@@ -84,7 +84,7 @@ class Traffic(threading.Thread):
             self.records.append((start, time.time(), answer))
 
     def since(self, moment):
-        """Answers of the requests that started at or after `moment`."""
+        """Returns the backends of the requests that started at or after `moment`."""
         return [answer for start, _, answer in self.records if start >= moment]
 
 

@@ -17,8 +17,8 @@ void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& 
   outer[0] = 0x45;  // version 4, IHL 5: no options
   outer[1] = parsed.traffic_class;
   store_be16(outer + 2, static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length));
-  // The inner datagram's ID: it changes per packet, as RFC 6864 asks of datagrams that may
-  // be fragmented, and it is the same on every data plane for the same packet.
+  // The inner datagram's ID changes per packet, as RFC 6864 requires of datagrams that may be
+  // fragmented, and it is the same on every data plane for the same packet.
   outer[4] = inner[4];
   outer[5] = inner[5];
   store_be16(outer + 6, parsed.dont_fragment ? 0x4000 : 0);
@@ -34,7 +34,7 @@ void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& 
 
 void write_outer_ipv6(uint8_t* outer, const ParsedPacket& parsed,
                       const EncapsulationParams& params) {
-  // The flow label spreads flows over ECMP paths and receive queues (RFC 6438); it is the
+  // The flow label spreads flows over ECMP paths and receive queues (RFC 6438). It is the
   // low 20 bits of the flow hash, so one flow keeps one label.
   const uint32_t flow_label = params.flow_hash & 0xfffff;
   outer[0] = static_cast<uint8_t>(0x60 | (parsed.traffic_class >> 4));
@@ -71,8 +71,8 @@ DropReason encapsulate_ipip(PacketBuffer& packet, const ParsedPacket& parsed,
     return DropReason::kUnsupportedEncapsulation;
   }
   const uint32_t overhead = parsed.family == 4 ? kIpv4HeaderSize : kIpv6HeaderSize;
-  // TODO: answer with ICMP fragmentation needed or packet too big (MTU minus overhead) instead
-  // of dropping; the drop is counted under this reason until then.
+  // TODO: reply with ICMP fragmentation needed or packet too big (MTU minus overhead) instead
+  // of dropping. Until then the drop is counted under this reason.
   if (parsed.l3_length + overhead > params.mtu) return DropReason::kTooBigAfterEncapsulation;
   if (packet.headroom < overhead) return DropReason::kNoHeadroom;
 

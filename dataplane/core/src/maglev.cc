@@ -11,7 +11,8 @@ namespace sluice {
 namespace {
 
 // A live backend's place in its permutation. Each permutation step is computed when it is
-// needed, so a build holds O(N) state instead of the paper's N x M permutation array.
+// needed, so a build keeps O(N) state instead of the N x M permutation array of the Maglev paper
+// (Eisenbud et al., NSDI 2016, section 3.4).
 struct Cursor {
   uint32_t id;
   uint64_t weight;

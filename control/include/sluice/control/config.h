@@ -34,7 +34,7 @@ struct BackendConfig {
   bool operator==(const BackendConfig&) const = default;
 };
 
-// What happens to new flows when every backend of a VIP with a weight above 0 is down.
+// The policy for new flows when every backend of a VIP with a weight above 0 is down.
 enum class AllDownPolicy : uint8_t {
   kForwardToAll,  // keep all of them in the table and log an alert: one may still be alive
   kDrop,          // drop new flows (counted as no_backend)

@@ -20,7 +20,7 @@ class DataplaneDriver {
 
   virtual std::string_view name() const = 0;  // "dpdk" or "xdp", as in the config
 
-  // Makes `snapshot` the one every packet from now on sees. The first call comes before
+  // Makes `snapshot` the one that every packet from now on is processed with. The first call comes before
   // start(). On error, the previous snapshot keeps serving.
   virtual Status publish(std::shared_ptr<const Snapshot> snapshot) = 0;
 
@@ -35,7 +35,7 @@ class DataplaneDriver {
   // Adds figures that only this data plane has (mbufs in use, say) to the stats report.
   virtual void add_stats(nlohmann::json& report) const { (void)report; }
 
-  // The interface whose kernel neighbour table holds the next hop's MAC.
+  // Returns the interface whose kernel neighbour table contains the next hop's MAC.
   virtual std::string neighbor_interface() const = 0;
 };
 

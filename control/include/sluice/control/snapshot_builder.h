@@ -21,8 +21,8 @@ struct VipBuildReport {
   uint32_t changed_slots = 0;
   uint32_t table_size = 0;
   // Every backend with a weight above 0 failed its health checks. With the forward_to_all
-  // policy all of them stay in the table, since a backend that may be alive beats dropping
-  // every new flow; with drop, none does.
+  // policy all of them stay in the table, because a backend that may be alive beats dropping
+  // every new flow. With drop, none does.
   bool all_down = false;
 };
 

@@ -61,7 +61,7 @@ enum sluice_drop_reason {
   SLUICE_DROP_COUNT
 };
 
-/* What happens to a packet. */
+/* The verdict on a packet. */
 enum sluice_action {
   SLUICE_ACTION_DROP = 0,
   SLUICE_ACTION_FORWARD = 1,   /* encapsulated, sent to a backend */

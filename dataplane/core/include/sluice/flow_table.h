@@ -23,7 +23,7 @@ struct FlowEntry {
   sluice_flow_key key{};
   uint32_t hash = 0;
   uint32_t backend = 0;      // backend slot
-  uint32_t backend_uid = 0;  // tells a reused slot from the backend that held it before
+  uint32_t backend_uid = 0;  // distinguishes a reused slot from the backend that had it before
   uint32_t flags = 0;        // kFlowClosing once a FIN or RST has been seen
   uint64_t expires_ns = 0;   // 0 marks a free entry
 };

@@ -49,7 +49,7 @@ inline constexpr uint8_t kTcpAck = 0x10;
 // Destination Options, AH, Fragment). A chain longer than this is dropped.
 inline constexpr int kMaxIpv6ExtensionHeaders = 6;
 
-// What the later steps need to know about a packet. Offsets are from the frame's start.
+// The facts about a packet that the later steps use. Offsets are from the frame's start.
 struct ParsedPacket {
   sluice_flow_key key{};     // 5-tuple; ports zero for fragments and non-TCP/UDP packets
   uint16_t l3_offset = 0;    // after Ethernet and VLAN tags

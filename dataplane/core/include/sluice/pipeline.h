@@ -1,5 +1,5 @@
 // The per-packet pipeline: parse, classify, look up the flow, pick a backend, encapsulate and
-// count. One Pipeline belongs to one worker; it holds the worker's flow table and counters.
+// count. One Pipeline belongs to one worker and contains the worker's flow table and counters.
 #pragma once
 
 #include <array>
@@ -70,7 +70,7 @@ struct PipelineTotals {
   uint64_t flow_evictions = 0;
 };
 
-// Where a packet leaves: the port's MAC and L3 MTU.
+// The egress port of a packet: its MAC and L3 MTU.
 struct EgressPort {
   MacAddress mac;
   uint32_t mtu = 1500;
@@ -87,8 +87,8 @@ class Pipeline {
  public:
   explicit Pipeline(uint32_t flow_table_capacity);
 
-  // Runs one packet through every step. On kForward, `packet` holds the encapsulated frame
-  // (its data pointer moved into the headroom); otherwise it is unchanged.
+  // Runs one packet through every step. On kForward, `packet` contains the encapsulated frame
+  // (its data pointer moved into the headroom). Otherwise it is unchanged.
   Verdict process(const Snapshot& snapshot, PacketBuffer& packet, const EgressPort& egress,
                   uint64_t now_ns);
 
