@@ -43,6 +43,7 @@
 
 #include "balancer_loader.h"
 #include "bench_workload.h"
+#include "xdp_test_run.h"
 #include "sluice/maglev.h"
 #include "sluice/pipeline.h"
 #include "sluice/snapshot.h"
@@ -56,52 +57,20 @@ using bench::kFrameSize;
 using bench::make_snapshot;
 using bench::write_flow;
 
-constexpr uint32_t kHeadroom = 256;  // XDP_PACKET_HEADROOM, as BPF_PROG_TEST_RUN gives it
+constexpr uint32_t kHeadroom = bench::kXdpHeadroom;
 constexpr uint8_t kTcpSyn = 0x02;
 constexpr uint8_t kTcpAck = 0x10;
 
 const EgressPort kEgress{MacAddress{{0x02, 0, 0, 0, 0, 0xbb}}, 1500};
 
-// One BPF_PROG_TEST_RUN call. Returns the kernel's duration in ns, or -1 on failure.
 int64_t test_run(int program_fd, const Frame& frame, uint32_t* action) {
   std::array<uint8_t, kFrameSize + kHeadroom> output;
-  bpf_test_run_opts options{};
-  options.sz = sizeof(options);
-  options.data_in = frame.data();
-  options.data_size_in = kFrameSize;
-  options.data_out = output.data();
-  options.data_size_out = output.size();
-  options.repeat = 1;
-  if (bpf_prog_test_run_opts(program_fd, &options) < 0) return -1;
-  *action = options.retval;
-  return options.duration;
+  return bench::test_run(program_fd, frame.data(), kFrameSize, output.data(), output.size(), action);
 }
 
-// A program of two instructions, r0 = XDP_PASS and exit: the cost of a test run around an
-// empty program.
-int load_empty_program() {
-  const bpf_insn instructions[] = {
-      {.code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = XDP_PASS},
-      {.code = BPF_JMP | BPF_EXIT},
-  };
-  return bpf_prog_load(BPF_PROG_TYPE_XDP, "sl_bench_pass", "Dual BSD/GPL", instructions, 2, nullptr);
-}
-
-struct Durations {
-  double mean = 0;
-  double median = 0;
-};
-
-Durations summarize(std::vector<uint32_t>& samples) {
-  Durations durations;
-  if (samples.empty()) return durations;
-  double sum = 0;
-  for (uint32_t sample : samples) sum += sample;
-  durations.mean = sum / static_cast<double>(samples.size());
-  std::nth_element(samples.begin(), samples.begin() + samples.size() / 2, samples.end());
-  durations.median = samples[samples.size() / 2];
-  return durations;
-}
+using bench::Durations;
+using bench::load_empty_program;
+using bench::summarize;
 
 struct XdpFigures {
   Durations balancer;

@@ -40,6 +40,10 @@ nlohmann::json stats_report(const Snapshot& snapshot, const PipelineTotals& tota
           {"to_kernel", totals.to_kernel},
           {"non_syn_misses", totals.non_syn_misses},
           {"fragments", totals.fragments},
+          {"worker",
+           {{"busy_cycles", totals.busy_cycles},
+            {"cycles_per_packet", totals.received == 0 ? 0.0
+                                  : static_cast<double>(totals.busy_cycles) / totals.received}}},
           {"flow_table",
            {{"entries", totals.flow_entries},
             {"capacity", totals.flow_capacity},

@@ -36,6 +36,7 @@ void Pipeline::add_to(PipelineTotals& totals) const {
   totals.to_kernel += counters_.to_kernel.get();
   totals.non_syn_misses += counters_.non_syn_misses.get();
   totals.fragments += counters_.fragments.get();
+  totals.busy_cycles += counters_.busy_cycles.get();
   totals.flow_entries += flow_table_.counters().entries;
   totals.flow_capacity += flow_table_.capacity();
   totals.flow_evictions += flow_table_.counters().evictions;

@@ -55,6 +55,7 @@ int Dataplane::run_worker(void* argument) {
 
     for (size_t p = 0; p < dataplane.ports_.size(); ++p) {
       const PortInfo& port = dataplane.ports_[p];
+      const uint64_t poll_start = rte_rdtsc();
       const uint16_t count = rte_eth_rx_burst(port.port_id, queue, received, kBurstSize);
       uint16_t wire_count = 0;
       uint16_t kernel_count = 0;
@@ -96,6 +97,7 @@ int Dataplane::run_worker(void* argument) {
         }
       }
       send_burst(port.port_id, queue, to_wire, wire_count, pipeline, DropReason::kTxQueueFull);
+      if (count > 0) pipeline.count_busy_cycles(rte_rdtsc() - poll_start);
       if (port.has_exception) {
         send_burst(port.exception_port_id, queue, to_kernel, kernel_count, pipeline,
                    DropReason::kExceptionQueueFull);

@@ -48,6 +48,9 @@ struct PipelineCounters {
   // balancer or a restart served the flow before, or the table evicted it.
   Counter non_syn_misses;
   Counter fragments;
+  // TSC cycles the worker spent on polls that received packets: receiving, processing and
+  // sending them. Divided by `received`, the worker's cost per packet.
+  Counter busy_cycles;
 };
 
 // Plain sums of one or more pipelines' counters, for reports.
@@ -65,6 +68,7 @@ struct PipelineTotals {
   uint64_t to_kernel = 0;
   uint64_t non_syn_misses = 0;
   uint64_t fragments = 0;
+  uint64_t busy_cycles = 0;
   uint64_t flow_entries = 0;
   uint64_t flow_capacity = 0;
   uint64_t flow_evictions = 0;
@@ -94,6 +98,7 @@ class Pipeline {
 
   // Counts a drop that happens outside the pipeline, such as a full TX queue.
   void count_drop(DropReason reason) { counters_.drops[static_cast<int>(reason)].add(1); }
+  void count_busy_cycles(uint64_t cycles) { counters_.busy_cycles.add(cycles); }
 
   const PipelineCounters& counters() const { return counters_; }
 
