@@ -350,7 +350,7 @@ TEST(FlowTable, ReinsertReusesEntry) {
   FlowEntry* again = table.insert(key, 7, 200, 50);
   EXPECT_EQ(again, entry);
   EXPECT_EQ(again->flags, 0u) << "insert clears the flags";
-  EXPECT_EQ(again->expires_ns, 200u);
+  EXPECT_EQ(table.expires_of(again), 200u);
   EXPECT_EQ(table.counters().entries, 1u);
   EXPECT_EQ(table.counters().inserts, 2u);
 }

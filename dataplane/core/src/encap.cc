@@ -12,24 +12,35 @@ void store_be16(uint8_t* p, uint16_t value) {
   p[1] = static_cast<uint8_t>(value);
 }
 
+uint32_t be16_at(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
+
 void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& parsed,
                       const EncapsulationParams& params) {
-  outer[0] = 0x45;  // version 4, IHL 5: no options
-  outer[1] = parsed.traffic_class;
-  store_be16(outer + 2, static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length));
+  const uint16_t total_length = static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length);
   // The inner datagram's ID changes per packet, as RFC 6864 requires of datagrams that may be
   // fragmented, and it is the same on every data plane for the same packet.
-  outer[4] = inner[4];
-  outer[5] = inner[5];
-  store_be16(outer + 6, parsed.dont_fragment ? 0x4000 : 0);
+  const uint16_t id = static_cast<uint16_t>(be16_at(inner + 4));
+  const uint16_t fragment = parsed.dont_fragment ? 0x4000 : 0;
+  const uint8_t* source = params.outer_source.bytes.data();
+  const uint8_t* destination = params.outer_destination.bytes.data();
+
+  outer[0] = 0x45;  // version 4, IHL 5: no options
+  outer[1] = parsed.traffic_class;
+  store_be16(outer + 2, total_length);
+  store_be16(outer + 4, id);
+  store_be16(outer + 6, fragment);
   outer[8] = SLUICE_OUTER_TTL;
   outer[9] = kProtocolIpip;
-  outer[10] = 0;
-  outer[11] = 0;
-  std::memcpy(outer + 12, params.outer_source.bytes.data(), 4);
-  std::memcpy(outer + 16, params.outer_destination.bytes.data(), 4);
-  const uint16_t checksum = ipv4_header_checksum(outer, kIpv4HeaderSize);
-  std::memcpy(outer + 10, &checksum, 2);
+  std::memcpy(outer + 12, source, 4);
+  std::memcpy(outer + 16, destination, 4);
+
+  // The header checksum (RFC 791) from the field values, not by reading the header back,
+  // which would stall on the byte stores just made.
+  uint32_t sum = (0x45u << 8 | parsed.traffic_class) + total_length + id + fragment +
+                 (uint32_t{SLUICE_OUTER_TTL} << 8 | kProtocolIpip) + be16_at(source) +
+                 be16_at(source + 2) + be16_at(destination) + be16_at(destination + 2);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  store_be16(outer + 10, static_cast<uint16_t>(~sum));
 }
 
 void write_outer_ipv6(uint8_t* outer, const ParsedPacket& parsed,
@@ -50,16 +61,23 @@ void write_outer_ipv6(uint8_t* outer, const ParsedPacket& parsed,
 }  // namespace
 
 uint16_t ipv4_header_checksum(const uint8_t* header, uint32_t length) {
-  uint32_t sum = 0;
-  for (uint32_t i = 0; i + 1 < length; i += 2) {
-    sum += static_cast<uint32_t>((header[i] << 8) | header[i + 1]);
+  // The one's complement sum does not depend on byte order (RFC 1071, section 2), so it
+  // adds 32-bit words as the CPU loads them, and the folded result is already in network
+  // order once stored the same way.
+  uint64_t sum = 0;
+  uint32_t i = 0;
+  for (; i + 4 <= length; i += 4) {
+    uint32_t word;
+    std::memcpy(&word, header + i, 4);
+    sum += word;
+  }
+  if (i + 2 <= length) {
+    uint16_t half;
+    std::memcpy(&half, header + i, 2);
+    sum += half;
   }
   while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  const uint16_t folded = static_cast<uint16_t>(~sum);
-  uint8_t bytes[2] = {static_cast<uint8_t>(folded >> 8), static_cast<uint8_t>(folded)};
-  uint16_t network_order;
-  std::memcpy(&network_order, bytes, 2);
-  return network_order;
+  return static_cast<uint16_t>(~sum);
 }
 
 DropReason encapsulate_ipip(PacketBuffer& packet, const ParsedPacket& parsed,

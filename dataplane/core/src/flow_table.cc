@@ -1,28 +1,24 @@
 #include "sluice/flow_table.h"
 
 #include <bit>
-#include <cstring>
 
 namespace sluice {
 
-bool flow_keys_equal(const sluice_flow_key& a, const sluice_flow_key& b) {
-  // The padding bytes are always zero in keys built by the parser, so a byte comparison of
-  // the whole key is exact.
-  return std::memcmp(&a, &b, sizeof(sluice_flow_key)) == 0;
-}
-
 FlowTable::FlowTable(uint32_t capacity) {
   const uint32_t size = std::bit_ceil(std::max(capacity, kWays));
-  entries_.resize(size);
+  buckets_ = HugePageArray<FlowBucket>(size / kWays);
+  entries_ = HugePageArray<FlowEntry>(size);
   bucket_mask_ = size / kWays - 1;
 }
 
 FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns) {
-  FlowEntry* bucket = &entries_[bucket_index(hash)];
+  const uint32_t index = hash & bucket_mask_;
+  FlowBucket& bucket = buckets_[index];
   for (uint32_t way = 0; way < kWays; ++way) {
-    FlowEntry& entry = bucket[way];
-    if (entry.expires_ns == 0 || entry.hash != hash || !flow_keys_equal(entry.key, key)) continue;
-    if (entry.expires_ns <= now_ns) {
+    if (bucket.expires_ns[way] == 0 || bucket.hashes[way] != hash) continue;
+    FlowEntry& entry = entries_[index * kWays + way];
+    if (!flow_keys_equal(entry.key, key)) continue;
+    if (bucket.expires_ns[way] <= now_ns) {
       ++counters_.expired;
       erase(&entry);
       return nullptr;
@@ -34,41 +30,45 @@ FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t n
 
 FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t expires_ns,
                              uint64_t now_ns) {
-  FlowEntry* bucket = &entries_[bucket_index(hash)];
-  FlowEntry* target = nullptr;
-  FlowEntry* soonest = &bucket[0];
+  const uint32_t index = hash & bucket_mask_;
+  FlowBucket& bucket = buckets_[index];
+  int target = -1;
+  uint32_t soonest = 0;
   for (uint32_t way = 0; way < kWays; ++way) {
-    FlowEntry& entry = bucket[way];
-    if (entry.expires_ns != 0 && entry.hash == hash && flow_keys_equal(entry.key, key)) {
-      target = &entry;  // the flow's own entry, live or expired
+    const uint64_t expires = bucket.expires_ns[way];
+    if (expires != 0 && bucket.hashes[way] == hash &&
+        flow_keys_equal(entries_[index * kWays + way].key, key)) {
+      target = static_cast<int>(way);  // the flow's own entry, live or expired
       break;
     }
-    if (entry.expires_ns == 0 && target == nullptr) target = &entry;
-    if (entry.expires_ns < soonest->expires_ns) soonest = &entry;
+    if (expires == 0 && target < 0) target = static_cast<int>(way);
+    if (expires < bucket.expires_ns[soonest]) soonest = way;
   }
 
-  if (target == nullptr) {
-    target = soonest;
-    if (target->expires_ns <= now_ns) {
+  if (target < 0) {
+    target = static_cast<int>(soonest);
+    if (bucket.expires_ns[soonest] <= now_ns) {
       ++counters_.expired;
     } else {
       ++counters_.evictions;
     }
-  } else if (target->expires_ns == 0) {
+  } else if (bucket.expires_ns[target] == 0) {
     ++counters_.entries;
   }
 
   ++counters_.inserts;
-  target->key = key;
-  target->hash = hash;
-  target->expires_ns = expires_ns;
-  target->flags = 0;
-  return target;
+  FlowEntry& entry = entries_[index * kWays + static_cast<uint32_t>(target)];
+  entry.key = key;
+  entry.flags = 0;
+  bucket.hashes[target] = hash;
+  bucket.expires_ns[target] = expires_ns;
+  return &entry;
 }
 
 void FlowTable::erase(FlowEntry* entry) {
-  if (entry->expires_ns == 0) return;
-  entry->expires_ns = 0;
+  uint64_t& expires = bucket_of(entry).expires_ns[way_of(entry)];
+  if (expires == 0) return;
+  expires = 0;
   --counters_.entries;
 }
 

@@ -188,29 +188,33 @@ std::string_view drop_reason_name(DropReason reason) {
   return "unknown";
 }
 
-ParseResult parse_packet(std::span<const uint8_t> frame) {
-  ParseResult result;
-  ParsedPacket& out = result.packet;
+DropReason parse_packet(std::span<const uint8_t> frame, ParsedPacket& out) {
+  out = ParsedPacket{};
   Cursor cursor{frame.data(), static_cast<uint32_t>(frame.size())};
 
   uint16_t ether_type = 0;
-  result.drop = parse_ethernet(cursor, out, ether_type);
-  if (result.drop != DropReason::kNone) return result;
+  DropReason drop = parse_ethernet(cursor, out, ether_type);
+  if (drop != DropReason::kNone) return drop;
 
   if (ether_type == kEtherTypeIpv4) {
-    result.drop = parse_ipv4(cursor, out);
+    drop = parse_ipv4(cursor, out);
   } else if (ether_type == kEtherTypeIpv6) {
-    result.drop = parse_ipv6(cursor, out);
+    drop = parse_ipv6(cursor, out);
   } else {
-    return result;  // ARP, LLDP and the rest: family 0, for the kernel
+    return DropReason::kNone;  // ARP, LLDP and the rest: family 0, for the kernel
   }
-  if (result.drop != DropReason::kNone) return result;
+  if (drop != DropReason::kNone) return drop;
 
   // A fragment's transport header is in the first fragment only, so fragments are hashed
   // on (source, destination, protocol) and their ports are never read.
-  if (out.fragment) return result;
+  if (out.fragment) return DropReason::kNone;
 
-  result.drop = parse_transport(cursor, out);
+  return parse_transport(cursor, out);
+}
+
+ParseResult parse_packet(std::span<const uint8_t> frame) {
+  ParseResult result;
+  result.drop = parse_packet(frame, result.packet);
   return result;
 }
 

@@ -1,5 +1,5 @@
-// The worker loop: receive a burst, prefetch, run each packet through the pipeline, send the
-// burst, free what the TX queue did not take. No locks, system calls or allocations.
+// The worker loop: receive a burst, run it through the pipeline as one burst, send what it
+// forwards, free what the TX queue did not take. No locks, system calls or allocations.
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -11,8 +11,7 @@
 namespace sluice::dpdk {
 namespace {
 
-constexpr uint16_t kBurstSize = 32;
-constexpr uint16_t kPrefetchAhead = 3;
+constexpr uint16_t kBurstSize = Pipeline::kMaxBurst;
 
 // Sends `count` mbufs and frees the ones the queue did not accept, counting them as drops.
 void send_burst(uint16_t port_id, uint16_t queue, rte_mbuf** mbufs, uint16_t count,
@@ -46,6 +45,8 @@ int Dataplane::run_worker(void* argument) {
   rte_mbuf* received[kBurstSize];
   rte_mbuf* to_wire[kBurstSize];
   rte_mbuf* to_kernel[kBurstSize];
+  PacketBuffer packets[kBurstSize];
+  Verdict verdicts[kBurstSize];
 
   while (!dataplane.stopping_.load(std::memory_order_relaxed)) {
     // One snapshot per burst: the pointer stays valid until this worker reports quiescence.
@@ -60,24 +61,26 @@ int Dataplane::run_worker(void* argument) {
       uint16_t wire_count = 0;
       uint16_t kernel_count = 0;
 
-      for (uint16_t i = 0; i < count && i < kPrefetchAhead; ++i) {
-        rte_prefetch0(rte_pktmbuf_mtod(received[i], void*));
-      }
+      // Multi-segment mbufs are dropped here; the rest go through the pipeline as one burst.
+      uint16_t accepted = 0;
       for (uint16_t i = 0; i < count; ++i) {
-        if (i + kPrefetchAhead < count) {
-          rte_prefetch0(rte_pktmbuf_mtod(received[i + kPrefetchAhead], void*));
-        }
         rte_mbuf* mbuf = received[i];
         if (mbuf->nb_segs > 1) {
           pipeline.count_drop(DropReason::kMultiSegmentMbuf);
           rte_pktmbuf_free(mbuf);
           continue;
         }
+        rte_prefetch0(rte_pktmbuf_mtod(mbuf, void*));
+        received[accepted] = mbuf;
+        packets[accepted++] = PacketBuffer{rte_pktmbuf_mtod(mbuf, uint8_t*), mbuf->data_len,
+                                           rte_pktmbuf_headroom(mbuf)};
+      }
+      pipeline.process_burst(*snapshot, {packets, accepted}, egress[p], now_ns, verdicts);
 
-        PacketBuffer packet{rte_pktmbuf_mtod(mbuf, uint8_t*), mbuf->data_len,
-                            rte_pktmbuf_headroom(mbuf)};
-        const Verdict verdict = pipeline.process(*snapshot, packet, egress[p], now_ns);
-        switch (verdict.action) {
+      for (uint16_t i = 0; i < accepted; ++i) {
+        rte_mbuf* mbuf = received[i];
+        const PacketBuffer& packet = packets[i];
+        switch (verdicts[i].action) {
           case Action::kForward:
             mbuf->data_off = static_cast<uint16_t>(packet.data - static_cast<uint8_t*>(mbuf->buf_addr));
             mbuf->data_len = static_cast<uint16_t>(packet.length);

@@ -5,9 +5,11 @@
 
 #include <cstdint>
 #include <algorithm>
-#include <vector>
+#include <cstring>
+#include <utility>
 
 #include "sluice/flow_hash.h"
+#include "sluice/huge_page_array.h"
 
 namespace sluice {
 
@@ -19,13 +21,13 @@ struct FlowTimeouts {
   bool operator==(const FlowTimeouts&) const = default;
 };
 
-struct FlowEntry {
+// One flow's entry: its key and backend, in one cache line. Its hash and expiry live in the
+// bucket's line (FlowBucket), so a lookup reads the key only of a way whose hash matches.
+struct alignas(64) FlowEntry {
   sluice_flow_key key{};
-  uint32_t hash = 0;
   uint32_t backend = 0;      // backend slot
   uint32_t backend_uid = 0;  // distinguishes a reused slot from the backend that had it before
   uint32_t flags = 0;        // kFlowClosing once a FIN or RST has been seen
-  uint64_t expires_ns = 0;   // 0 marks a free entry
 };
 
 inline constexpr uint32_t kFlowClosing = 1;
@@ -55,20 +57,55 @@ class FlowTable {
 
   void erase(FlowEntry* entry);
 
-  // Prefetches the bucket of `hash`, for a burst that looks up many flows.
-  void prefetch(uint32_t hash) const { __builtin_prefetch(&entries_[bucket_index(hash)]); }
+  // Sets when a live entry expires.
+  void refresh(FlowEntry* entry, uint64_t expires_ns) { bucket_of(entry).expires_ns[way_of(entry)] = expires_ns; }
+  uint64_t expires_of(const FlowEntry* entry) const {
+    return buckets_[index_of(entry) / kWays].expires_ns[way_of(entry)];
+  }
+
+  // The two steps of a lookup's memory access, for a burst that looks up many flows: first
+  // prefetch the bucket line of every packet, then (once it has arrived) the entry whose hash
+  // matches. Returns false when no way of the bucket has the hash: the flow is new.
+  void prefetch_bucket(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & bucket_mask_]); }
+  bool prefetch_entry(uint32_t hash) const {
+    const FlowBucket& bucket = buckets_[hash & bucket_mask_];
+    for (uint32_t way = 0; way < kWays; ++way) {
+      if (bucket.expires_ns[way] != 0 && bucket.hashes[way] == hash) {
+        __builtin_prefetch(&entries_[(hash & bucket_mask_) * kWays + way]);
+        return true;
+      }
+    }
+    return false;
+  }
 
   uint32_t capacity() const { return static_cast<uint32_t>(entries_.size()); }
   const FlowTableCounters& counters() const { return counters_; }
 
  private:
-  uint32_t bucket_index(uint32_t hash) const { return (hash & bucket_mask_) * kWays; }
+  // The hot line of a bucket: each way's expiry (0 marks a free way) and hash.
+  struct alignas(64) FlowBucket {
+    uint64_t expires_ns[kWays] = {};
+    uint32_t hashes[kWays] = {};
+  };
 
-  std::vector<FlowEntry> entries_;
+  size_t index_of(const FlowEntry* entry) const { return static_cast<size_t>(entry - entries_.data()); }
+  uint32_t way_of(const FlowEntry* entry) const { return static_cast<uint32_t>(index_of(entry) % kWays); }
+  FlowBucket& bucket_of(const FlowEntry* entry) { return buckets_[index_of(entry) / kWays]; }
+
+  HugePageArray<FlowBucket> buckets_;
+  HugePageArray<FlowEntry> entries_;  // kWays per bucket, in bucket order
   uint32_t bucket_mask_ = 0;
   FlowTableCounters counters_;
 };
 
-bool flow_keys_equal(const sluice_flow_key& a, const sluice_flow_key& b);
+// Compares two keys as five 64-bit words: the parser zeroes the padding, so this is exact.
+inline bool flow_keys_equal(const sluice_flow_key& a, const sluice_flow_key& b) {
+  static_assert(sizeof(sluice_flow_key) == 40);
+  uint64_t x[5];
+  uint64_t y[5];
+  std::memcpy(x, &a, sizeof(x));
+  std::memcpy(y, &b, sizeof(y));
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
+}
 
 }  // namespace sluice

@@ -35,7 +35,9 @@ struct MacAddress {
 
   static Result<MacAddress> parse(std::string_view text);
   std::string to_string() const;
-  bool is_zero() const { return bytes == std::array<uint8_t, 6>{}; }
+  bool is_zero() const {
+    return (bytes[0] | bytes[1] | bytes[2] | bytes[3] | bytes[4] | bytes[5]) == 0;
+  }
 
   auto operator<=>(const MacAddress&) const = default;
 };

@@ -73,5 +73,7 @@ struct ParseResult {
 // Parses an Ethernet frame. A result with drop == kNone is well formed as far as the
 // parser checks; the caller decides what a non-IP EtherType means (parsed.family == 0).
 ParseResult parse_packet(std::span<const uint8_t> frame);
+// The same, writing into `out`: the per-packet path uses this to avoid a copy.
+DropReason parse_packet(std::span<const uint8_t> frame, ParsedPacket& out);
 
 }  // namespace sluice

@@ -5,6 +5,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <span>
 #include <vector>
 
 #include "sluice/encap.h"
@@ -96,6 +97,13 @@ class Pipeline {
   Verdict process(const Snapshot& snapshot, PacketBuffer& packet, const EgressPort& egress,
                   uint64_t now_ns);
 
+  // Runs up to kMaxBurst packets, with the same result as process() on each in turn, and
+  // writes their verdicts in order. The flow table's memory accesses of the whole burst are
+  // issued before the first packet needs them.
+  static constexpr size_t kMaxBurst = 32;
+  void process_burst(const Snapshot& snapshot, std::span<PacketBuffer> packets,
+                     const EgressPort& egress, uint64_t now_ns, Verdict* verdicts);
+
   // Counts a drop that happens outside the pipeline, such as a full TX queue.
   void count_drop(DropReason reason) { counters_.drops[static_cast<int>(reason)].add(1); }
   void count_busy_cycles(uint64_t cycles) { counters_.busy_cycles.add(cycles); }
@@ -108,11 +116,20 @@ class Pipeline {
   const FlowTable& flow_table() const { return flow_table_; }
 
  private:
+  // A packet after parsing and the VIP lookup; `vip` is null when the verdict is final.
+  struct Classified {
+    ParsedPacket parsed;
+    const Vip* vip = nullptr;
+    uint32_t hash = 0;
+  };
   struct Selection {
     uint32_t backend = Verdict::kNoSlot;
     bool new_flow = false;
   };
 
+  Verdict classify(const Snapshot& snapshot, const PacketBuffer& packet, Classified& classified);
+  Verdict forward(const Snapshot& snapshot, PacketBuffer& packet, const Classified& classified,
+                  const EgressPort& egress, uint64_t now_ns);
   Selection select_backend(const Snapshot& snapshot, const Vip& vip, const ParsedPacket& parsed,
                            uint32_t hash, uint64_t now_ns);
   Selection select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
