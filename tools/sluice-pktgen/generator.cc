@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <string>
 
@@ -81,6 +82,7 @@ Result<std::unique_ptr<Generator>> Generator::create(const GeneratorPorts& ports
     if (Status status = setup_port(port, generator->pool_); !status) return Error{status.error()};
     generator->started_.push_back(port);
   }
+  std::fprintf(stderr, "sluice-pktgen: ports started, waiting up to %g s for their links\n", link_timeout_s);
   for (uint16_t port : all) {
     if (Status status = wait_for_link(port, link_timeout_s); !status) return Error{status.error()};
   }

@@ -5,6 +5,7 @@
 //
 //   sluice-pktgen [EAL options] -- [options]    (sluice-pktgen -- --help lists the options)
 #include <pcap/pcap.h>
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
 
@@ -46,6 +47,7 @@ struct Options {
   double warmup = 0;
   double drain_ms = 20;
   double link_timeout = 10;
+  double pause_ms = 0;
   bool search = false;
   uint32_t search_steps = 6;
   double loss_tolerance = 0;
@@ -155,17 +157,29 @@ void print_trial(const char* label, const TrialResult& trial) {
 
 int run(sluice::pktgen::Generator& generator, const Options& options, double rate) {
   std::vector<std::pair<std::string, TrialResult>> trials;
+  // With --json every trial is also printed as a line of its own as soon as it ends, and the
+  // pause after it gives a harness time to read the forwarder's counters between trials.
+  auto report_trial = [&](const std::string& label, const TrialResult& result) {
+    if (options.json) {
+      nlohmann::json item = to_json(result);
+      item["kind"] = label;
+      std::printf("%s\n", nlohmann::json{{"trial", item}}.dump().c_str());
+      std::fflush(stdout);
+    } else {
+      print_trial(label.c_str(), result);
+    }
+    if (options.pause_ms > 0) rte_delay_us_sleep(static_cast<unsigned>(options.pause_ms * 1000));
+  };
   auto trial = [&](const std::string& label, double trial_rate) {
     TrialResult result = generator.run(trial_rate, options.duration, options.count, options.drain_ms,
                                        stop_requested);
-    if (!options.json) print_trial(label.c_str(), result);
+    report_trial(label, result);
     trials.emplace_back(label, result);
     return result;
   };
 
   if (options.warmup > 0) {
-    TrialResult warmup = generator.run(0, options.warmup, 0, options.drain_ms, stop_requested);
-    if (!options.json) print_trial("warmup", warmup);
+    report_trial("warmup", generator.run(0, options.warmup, 0, options.drain_ms, stop_requested));
   }
   const TrialResult first = trial(rate > 0 ? "rate" : "max", rate);
   const double max_pps = first.received_pps();
@@ -247,6 +261,8 @@ int main(int argc, char** argv) {
   app.add_option("--dst-mac", options.destination_mac, "destination MAC of built frames")->capture_default_str();
   app.add_option("--link-timeout", options.link_timeout, "seconds to wait for the ports' links")
       ->check(CLI::Range(0.0, 600.0))->capture_default_str();
+  app.add_option("--pause-ms", options.pause_ms, "pause after each trial, in milliseconds")
+      ->check(CLI::Range(0.0, 60000.0));
   app.add_flag("--search", options.search, "search for the highest rate without loss");
   app.add_option("--search-steps", options.search_steps, "trials of the search")
       ->check(CLI::Range(1, 30))->capture_default_str();

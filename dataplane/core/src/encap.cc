@@ -94,8 +94,10 @@ DropReason encapsulate_ipip(PacketBuffer& packet, const ParsedPacket& parsed,
   if (parsed.l3_length + overhead > params.mtu) return DropReason::kTooBigAfterEncapsulation;
   if (packet.headroom < overhead) return DropReason::kNoHeadroom;
 
+  // The new frame starts `overhead` bytes earlier: fresh MACs, then the original VLAN tags
+  // and EtherType (at most 10 bytes, moved forward by at least 20, so they never overlap).
   uint8_t* frame = packet.data - overhead;
-  std::memmove(frame, packet.data, parsed.l3_offset);
+  for (uint32_t i = 12; i < parsed.l3_offset; ++i) frame[i] = packet.data[i];
   std::memcpy(frame, params.destination_mac.bytes.data(), 6);
   std::memcpy(frame + 6, params.source_mac.bytes.data(), 6);
 
