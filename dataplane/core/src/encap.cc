@@ -12,35 +12,35 @@ void store_be16(uint8_t* p, uint16_t value) {
   p[1] = static_cast<uint8_t>(value);
 }
 
-uint32_t be16_at(const uint8_t* p) { return (uint32_t{p[0]} << 8) | p[1]; }
-
 void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& parsed,
                       const EncapsulationParams& params) {
+  // The header is written as five 32-bit words in memory order. The checksum (RFC 791) is
+  // the one's complement sum of those same words as the CPU loads them: that sum does not
+  // depend on byte order (RFC 1071, section 2), so no byte swapping is needed, and the
+  // header is never read back, which would stall on the stores just made.
   const uint16_t total_length = static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length);
+  const uint8_t first[4] = {0x45, parsed.traffic_class, static_cast<uint8_t>(total_length >> 8),
+                            static_cast<uint8_t>(total_length)};  // version 4, IHL 5: no options
   // The inner datagram's ID changes per packet, as RFC 6864 requires of datagrams that may be
   // fragmented, and it is the same on every data plane for the same packet.
-  const uint16_t id = static_cast<uint16_t>(be16_at(inner + 4));
-  const uint16_t fragment = parsed.dont_fragment ? 0x4000 : 0;
-  const uint8_t* source = params.outer_source.bytes.data();
-  const uint8_t* destination = params.outer_destination.bytes.data();
+  const uint8_t second[4] = {inner[4], inner[5], static_cast<uint8_t>(parsed.dont_fragment ? 0x40 : 0), 0};
+  const uint8_t third[4] = {SLUICE_OUTER_TTL, kProtocolIpip, 0, 0};  // checksum 0 while summing
+  uint32_t words[5];
+  std::memcpy(&words[0], first, 4);
+  std::memcpy(&words[1], second, 4);
+  std::memcpy(&words[2], third, 4);
+  std::memcpy(&words[3], params.outer_source.bytes.data(), 4);
+  std::memcpy(&words[4], params.outer_destination.bytes.data(), 4);
 
-  outer[0] = 0x45;  // version 4, IHL 5: no options
-  outer[1] = parsed.traffic_class;
-  store_be16(outer + 2, total_length);
-  store_be16(outer + 4, id);
-  store_be16(outer + 6, fragment);
-  outer[8] = SLUICE_OUTER_TTL;
-  outer[9] = kProtocolIpip;
-  std::memcpy(outer + 12, source, 4);
-  std::memcpy(outer + 16, destination, 4);
-
-  // The header checksum (RFC 791) from the field values, not by reading the header back,
-  // which would stall on the byte stores just made.
-  uint32_t sum = (0x45u << 8 | parsed.traffic_class) + total_length + id + fragment +
-                 (uint32_t{SLUICE_OUTER_TTL} << 8 | kProtocolIpip) + be16_at(source) +
-                 be16_at(source + 2) + be16_at(destination) + be16_at(destination + 2);
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  store_be16(outer + 10, static_cast<uint16_t>(~sum));
+  uint64_t sum = uint64_t{words[0]} + words[1] + words[2] + words[3] + words[4];
+  sum = (sum & 0xffffffff) + (sum >> 32);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  sum = (sum & 0xffff) + (sum >> 16);
+  const uint16_t checksum = static_cast<uint16_t>(~sum);
+  std::memcpy(&words[2], third, 2);
+  std::memcpy(reinterpret_cast<uint8_t*>(&words[2]) + 2, &checksum, 2);
+  std::memcpy(outer, words, kIpv4HeaderSize);
 }
 
 void write_outer_ipv6(uint8_t* outer, const ParsedPacket& parsed,

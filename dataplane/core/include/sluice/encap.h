@@ -16,11 +16,12 @@ struct PacketBuffer {
   uint32_t headroom = 0;  // bytes before `data` that the frame may grow into
 };
 
+// References, not copies: the pipeline builds one per packet from the snapshot and port.
 struct EncapsulationParams {
-  MacAddress source_mac;       // the egress port's
-  MacAddress destination_mac;  // the next hop's
-  IpAddress outer_source;      // the load balancer's address, same family as the backend
-  IpAddress outer_destination;  // the backend
+  const MacAddress& source_mac;       // the egress port's
+  const MacAddress& destination_mac;  // the next hop's
+  const IpAddress& outer_source;      // the load balancer's address, same family as the backend
+  const IpAddress& outer_destination;  // the backend
   uint32_t flow_hash = 0;      // IPv6 flow label and IPv4 ID source
   uint32_t mtu = 1500;         // egress L3 MTU
 };
