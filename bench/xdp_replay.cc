@@ -59,7 +59,7 @@ sluice::Result<Frames> read_pcap(const std::string& path) {
     if (!file.read(reinterpret_cast<char*>(frame.data()), captured)) break;
     frames.push_back(std::move(frame));
   }
-  if (frames.empty()) return sluice::Error{"pcap " + path + " holds no frames"};
+  if (frames.empty()) return sluice::Error{"pcap " + path + " contains no frames"};
   return frames;
 }
 

@@ -48,9 +48,9 @@ def empty_pcap(path):
         f.write(bytes.fromhex("d4c3b2a1020004000000000000000000ffff000001000000"))
 
 
-def report_of(result, what):
+def report_of(result, test):
     if result.returncode != 0:
-        failures.append("%s: sluice-pktgen exited with %d: %s" % (what, result.returncode, result.stderr[-1500:]))
+        failures.append("%s: sluice-pktgen exited with %d: %s" % (test, result.returncode, result.stderr[-1500:]))
         return None
     return json.loads(result.stdout.strip().splitlines()[-1])
 
@@ -69,7 +69,7 @@ def test_built_frames(binary, work):
     rx = os.path.join(work, "empty.pcap")
     empty_pcap(rx)
     count = 1200
-    flows = 51  # odd, so that every flow index also sees the UDP packets, 1 in 4
+    flows = 51  # odd, so that every flow index also receives UDP packets, 1 in 4
     result = run_pktgen(binary, work, "built", "net_pcap0,tx_pcap=%s,rx_pcap=%s" % (tx, rx), [
         "--vip", "203.0.113.10:80/tcp", "--vip", "203.0.113.11:443/tcp", "--vip", "203.0.113.12:53/udp",
         "--vip", "[2001:db8:203::10]:80/tcp",
@@ -86,7 +86,7 @@ def test_built_frames(binary, work):
           "built frames: the report says %d sent, the pcap holds %d" % (report["trials"][0]["sent"], len(frames)))
 
     imix = [64, 594, 64, 594, 64, 1518, 64, 594, 64, 594, 64, 64]
-    # ack=2,syn=1,udp=1: every aligned window of 4 frames holds 2 ACKs, 1 SYN and 1 UDP.
+    # ack=2,syn=1,udp=1: every aligned window of 4 frames contains 2 ACKs, 1 SYN and 1 UDP.
     window = []
     tuples = set()
     tcp_vips = {("203.0.113.10", 80), ("203.0.113.11", 443), ("2001:db8:203::10", 80)}
@@ -96,7 +96,9 @@ def test_built_frames(binary, work):
               where + ": MACs %s -> %s" % (frame[Ether].src, frame[Ether].dst))
         ip = frame[IP] if IP in frame else frame[IPv6]
         wanted = imix[i % len(imix)] - 4
-        header = 14 + (20 if IP in frame else 40) + (8 if UDP in frame else 20) + 6
+        ip_size = 20 if IP in frame else 40
+        l4_size = 8 if UDP in frame else 20
+        header = 14 + ip_size + l4_size + 6
         check(len(frame) == max(wanted, header), where + ": %d bytes, expected %d" % (len(frame), max(wanted, header)))
         if UDP in frame:
             window.append("udp")

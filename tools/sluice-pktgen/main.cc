@@ -89,7 +89,7 @@ sluice::Result<std::vector<std::vector<uint8_t>>> read_pcap(const std::string& p
     frames.emplace_back(data, data + header->caplen);
   }
   pcap_close(pcap);
-  if (frames.empty()) return sluice::Error{"pcap " + path + " holds no whole frame of at most 1514 bytes"};
+  if (frames.empty()) return sluice::Error{"pcap " + path + " contains no whole frame of at most 1514 bytes"};
   return frames;
 }
 

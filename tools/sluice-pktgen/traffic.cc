@@ -29,8 +29,8 @@ void put32(uint8_t* out, uint32_t value) {
   put16(out + 2, value);
 }
 
-// The one's complement sum (RFC 1071) of `length` bytes that start at an even or odd offset
-// of the checksummed data; bytes not added are zero.
+// Adds `length` bytes to a one's complement sum (RFC 1071). The bytes start at an even or odd
+// offset of the checksummed data, and bytes never added count as zero.
 uint32_t add_bytes(uint32_t sum, const uint8_t* data, uint32_t length, bool odd_start) {
   for (uint32_t i = 0; i < length; ++i) {
     const bool high = ((i & 1) == 0) != odd_start;
@@ -52,11 +52,11 @@ uint32_t host_count(const IpPrefix& prefix) {
   return static_cast<uint32_t>(std::max<uint64_t>(count, 1));
 }
 
-Result<uint64_t> parse_number(std::string_view text, const std::string& what) {
+Result<uint64_t> parse_number(std::string_view text, const std::string& field) {
   uint64_t value = 0;
   const auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
   if (error != std::errc() || end != text.data() + text.size()) {
-    return Error{what + " '" + std::string(text) + "' is not a whole number"};
+    return Error{field + " '" + std::string(text) + "' is not a whole number"};
   }
   return value;
 }
@@ -226,8 +226,8 @@ uint32_t FrameBuilder::build(uint64_t sequence, uint64_t stamp, uint8_t* out) {
 
   const uint32_t ip_size = v4 ? kIpv4Size : kIpv6Size;
   const uint32_t l4_header = kind == PacketKind::kUdp ? kUdpSize : kTcpSize;
-  const uint32_t wanted = spec_.frame_sizes[sequence % spec_.frame_sizes.size()] - kFcsSize;
-  const uint32_t length = std::max(wanted, kEthernetSize + ip_size + l4_header + kStampSize);
+  const uint32_t requested = spec_.frame_sizes[sequence % spec_.frame_sizes.size()] - kFcsSize;
+  const uint32_t length = std::max(requested, kEthernetSize + ip_size + l4_header + kStampSize);
   const uint32_t l4_length = length - kEthernetSize - ip_size;
   std::memset(out, 0, length);
 

@@ -1,4 +1,4 @@
-// What sluice-pktgen sends: the flows (client prefixes to VIPs), the packet kinds (TCP SYN,
+// The traffic model of sluice-pktgen: the flows (client prefixes to VIPs), the packet kinds (TCP SYN,
 // TCP ACK, UDP), the frame sizes, and the bytes of each frame. Plain C++ without DPDK, so
 // that tests and the XDP benchmark build the same frames.
 #pragma once

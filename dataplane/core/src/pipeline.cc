@@ -60,8 +60,9 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
 void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> packets,
                              const EgressPort& egress, uint64_t now_ns, Verdict* verdicts) {
   // Three passes, so that the cache misses of the flow table overlap instead of following
-  // one another: classify every packet and prefetch its bucket line, then prefetch the entry
-  // whose hash matches (or the Maglev slot of a new flow), then finish each packet.
+  // one another. The first classifies every packet and prefetches its bucket line. The
+  // second prefetches the entry whose hash matches, or the Maglev slot of a new flow. The
+  // third finishes each packet.
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
   for (size_t i = 0; i < count; ++i) {

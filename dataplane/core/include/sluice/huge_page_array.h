@@ -1,4 +1,4 @@
-// A fixed-size, zero-filled array in anonymous memory that asks the kernel for transparent
+// A fixed-size, zero-filled array in anonymous memory, advised to the kernel for transparent
 // huge pages (madvise MADV_HUGEPAGE). Big random-access tables, such as the flow table, then
 // take one TLB entry per 2 MiB instead of per 4 KiB. Where the kernel gives none (THP set to
 // "never"), the array still works on small pages.
