@@ -322,15 +322,19 @@ int sluice_balancer(struct xdp_md *ctx)
         vip_counters->bytes += packet.frame_length;
     }
 
+    /* The flow hash goes into the outer header; the backend is picked with it, or with the
+     * client's address alone for a VIP with client persistence. */
     __u32 hash = sluice_flow_hash(&packet.key, options->seed);
+    __u32 select_hash = vip->persistence == SLUICE_PERSISTENCE_CLIENT ? sluice_client_hash(&packet.key, options->seed)
+                                                                       : hash;
     struct selection selection = {SLUICE_LB_NO_BACKEND, 0};
     if (packet.fragment) {
         /* Stateless: a fragment's key has no ports, so every fragment of a datagram hashes
          * on (source, destination, protocol) to the same backend. */
         counters->fragments++;
-        selection.backend = pick_from_table(vip, hash);
+        selection.backend = pick_from_table(vip, select_hash);
     } else {
-        selection = select_backend(vip, &packet, hash, options, counters, bpf_ktime_get_ns());
+        selection = select_backend(vip, &packet, select_hash, options, counters, bpf_ktime_get_ns());
     }
     __u32 backend_slot = selection.backend;
     struct sluice_lb_backend *backend = bpf_map_lookup_elem(&sl_lb_backends, &backend_slot);

@@ -48,6 +48,8 @@ struct sluice_lb_vip_key {
 struct sluice_lb_vip {
     __u32 slot;       /* VIP slot: index of its counters and of its Maglev table */
     __u32 table_size; /* entries in the slot's Maglev table; 0 when the VIP has none */
+    __u8 persistence; /* enum sluice_persistence */
+    __u8 pad[3];
 };
 
 /* Value of the backend array (sl_lb_backends), indexed by backend slot. */
@@ -123,7 +125,7 @@ struct sluice_lb_counters {
 
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_flow_key) == 40, "flow key layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_vip_key) == 24, "VIP key layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_vip) == 8, "VIP layout");
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_vip) == 12, "VIP layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_backend) == 24, "backend layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 56, "options layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_egress) == 16, "egress layout");

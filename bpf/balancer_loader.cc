@@ -418,7 +418,8 @@ Status Balancer::State::program_vips(const Snapshot& snapshot) {
   const auto entries = vip_entries(snapshot);
   for (const auto& [bytes, entry] : entries) {
     const auto& [key, vip] = entry;
-    const sluice_lb_vip value{vip->slot, static_cast<uint32_t>(vip->maglev.size())};
+    const sluice_lb_vip value{vip->slot, static_cast<uint32_t>(vip->maglev.size()),
+                              static_cast<uint8_t>(vip->persistence), {0, 0, 0}};
     if (int err = bpf_map_update_elem(vips_fd, &key, &value, BPF_ANY); err < 0) {
       return failure("writing the map entry of vip " + vip->key.to_string(), -err);
     }

@@ -109,6 +109,8 @@ std::string config_to_yaml(const Config& config) {
     out << YAML::Key << "protocol" << YAML::Value << (vip.key.protocol == kProtocolTcp ? "tcp" : "udp");
     out << YAML::Key << "table_size" << YAML::Value << vip.table_size;
     out << YAML::Key << "encapsulation" << YAML::Value << "ipip";
+    out << YAML::Key << "persistence" << YAML::Value
+        << (vip.persistence == SLUICE_PERSISTENCE_CLIENT ? "client" : "connection");
     if (vip.health_check) emit_health_check(out, *vip.health_check);
     out << YAML::Key << "all_down" << YAML::Value
         << (vip.all_down == AllDownPolicy::kDrop ? "drop" : "forward_to_all");

@@ -242,8 +242,8 @@ void check_vip(const VipConfig& vip, const std::string& path) {
 
 VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
   check_keys(node, path,
-             {"address", "port", "protocol", "table_size", "encapsulation", "backends",
-              "health_check", "all_down"});
+             {"address", "port", "protocol", "table_size", "encapsulation", "persistence",
+              "backends", "health_check", "all_down"});
   for (const char* required : {"address", "port", "protocol"}) {
     if (!node[required]) fail(join(path, required), "missing");
   }
@@ -264,6 +264,17 @@ VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
   if (node["encapsulation"]) {
     const std::string text = scalar(node["encapsulation"], join(path, "encapsulation"));
     if (text != "ipip") fail(join(path, "encapsulation"), "'" + text + "' is not supported (use ipip)");
+  }
+  if (node["persistence"]) {
+    const std::string field = join(path, "persistence");
+    const std::string text = scalar(node["persistence"], field);
+    if (text == "connection") {
+      vip.persistence = SLUICE_PERSISTENCE_CONNECTION;
+    } else if (text == "client") {
+      vip.persistence = SLUICE_PERSISTENCE_CLIENT;
+    } else {
+      fail(field, "'" + text + "' is not a persistence (use connection or client)");
+    }
   }
   if (node["backends"]) vip.backends = parse_backends(node["backends"], join(path, "backends"));
   if (node["health_check"]) {

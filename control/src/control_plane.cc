@@ -311,6 +311,9 @@ std::vector<VipStatus> ControlPlane::vips() const {
   if (!snapshot_) return result;
   for (const VipBuildReport& report : last_report_) {
     VipStatus vip{report.key, report.table_size, report.changed_slots, {}};
+    for (const VipConfig& configured : config_.vips) {
+      if (configured.key == report.key) vip.persistence = configured.persistence;
+    }
     for (const auto& [address, slots] : report.slots_per_backend) {
       BackendStatus backend{address, 0, "removed", slots};
       for (const BackendSlot& slot : snapshot_->backends) {
@@ -355,7 +358,10 @@ Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& clien
   flow.dst_port = static_cast<uint16_t>((vip_port >> 8) | (vip_port << 8));
   flow.protocol = key.protocol;
   flow.family = key.address.family;
-  const uint32_t hash = sluice_flow_hash(&flow, snapshot_->seed);
+  // The hash the data planes pick a new flow's backend with (Pipeline::classify).
+  const uint32_t hash = vip->persistence == SLUICE_PERSISTENCE_CLIENT
+                            ? sluice_client_hash(&flow, snapshot_->seed)
+                            : sluice_flow_hash(&flow, snapshot_->seed);
   const uint32_t slot = vip->maglev[sluice_maglev_slot(hash, static_cast<uint32_t>(vip->maglev.size()))];
   if (slot == kMaglevEmpty) return Error{"vip " + key.to_string() + " has no live backend"};
   return snapshot_->backends[slot].address;

@@ -72,6 +72,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     vip.key = vip_config.key;
     vip.slot = next.vip_slots[vip_config.key];
     vip.encapsulation = vip_config.encapsulation;
+    vip.persistence = vip_config.persistence;
 
     // When every weighted backend is down, all of them stay in the table.
     bool all_down = false;

@@ -13,9 +13,12 @@
 #include <cstdint>
 #include <cstring>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <set>
 
 #include "balancer_harness.h"
 #include "balancer_loader.h"
@@ -269,6 +272,39 @@ TEST_F(Parity, BackendChanges) {
     check("shorter_udp_" + std::to_string(flow), udp(flow));
     check("shorter_https_" + std::to_string(flow),
           tcp4_frame({.source_port = static_cast<uint16_t>(44000 + flow), .destination_port = 443}));
+  }
+}
+
+TEST_F(Parity, ClientPersistence) {
+  // Every VIP with client persistence: TCP to 203.0.113.10:80 (weighted 10:1:1), UDP to port
+  // 53, IPv6, and fragments. Each client's connections, SYN or not, reach one backend.
+  Snapshot persistent = make_parity_snapshot();
+  for (Vip& vip : persistent.vips) vip.persistence = SLUICE_PERSISTENCE_CLIENT;
+  persistent.index_vips();
+  apply(persistent);
+
+  std::set<uint32_t> backends_of_clients;
+  for (int client = 0; client < 24; ++client) {
+    const Ipv4 source{192, 0, 2, static_cast<uint8_t>(10 + client)};
+    std::set<uint32_t> backends;
+    for (int port = 0; port < 6; ++port) {
+      const uint16_t source_port = static_cast<uint16_t>(45000 + port);
+      const std::string name = "client_" + std::to_string(client) + "_port_" + std::to_string(port);
+      const uint8_t flags = port % 2 == 0 ? kSyn : kAck;  // ACKs without a SYN take the table too
+      backends.insert(backend_of(check(name + "_tcp", tcp4_frame({.source_port = source_port, .flags = flags},
+                                                                 {.source = source}))));
+      check(name + "_udp", ipv4_with_tcp(udp_datagram(source_port, 53), {.source = source, .protocol = kNextUdp}));
+    }
+    check("client_" + std::to_string(client) + "_fragment",
+          ipv4_with_tcp(udp_datagram(45100, 53, 40), {.source = source, .protocol = kNextUdp,
+                                                      .more_fragments = true}));
+    EXPECT_EQ(backends.size(), 1u) << "client " << client;
+    backends_of_clients.insert(*backends.begin());
+  }
+  EXPECT_GT(backends_of_clients.size(), 1u) << "clients still spread over the backends";
+  for (int port = 0; port < 6; ++port) {
+    check("ipv6_port_" + std::to_string(port),
+          tcp6_frame({.source_port = static_cast<uint16_t>(45200 + port), .flags = kSyn}));
   }
 }
 

@@ -67,6 +67,25 @@ TEST(VipConfigText, NamesBadField) {
       << vip.error();
 }
 
+TEST(VipConfigText, ParsesPersistence) {
+  auto client = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                     "persistence": "client"})");
+  ASSERT_TRUE(client.ok()) << client.error();
+  EXPECT_EQ(client->persistence, SLUICE_PERSISTENCE_CLIENT);
+  auto plain = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp"})");
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  EXPECT_EQ(plain->persistence, SLUICE_PERSISTENCE_CONNECTION);
+}
+
+TEST(VipConfigText, RejectsUnknownPersistence) {
+  auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "persistence": "sticky"})");
+  ASSERT_FALSE(vip.ok());
+  EXPECT_NE(vip.error().find("vip.persistence: 'sticky' is not a persistence (use connection or client)"),
+            std::string::npos)
+      << vip.error();
+}
+
 TEST(VipConfigText, RejectsDuplicateBackend) {
   auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
                                   "backends": [{"address": "198.51.100.130"},
@@ -145,6 +164,7 @@ vips:
     port: 80
     protocol: tcp
     table_size: 251
+    persistence: client
     health_check: {type: http, path: /healthz, expected_status: [200, 204], interval_ms: 500}
     all_down: drop
     backends:

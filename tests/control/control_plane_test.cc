@@ -199,7 +199,8 @@ TEST_F(Fixture, AllDownKeepsForwarding) {
   EXPECT_LT(first, 251);
 }
 
-TEST_F(Fixture, LookupMatchesPipeline) {
+// Checks that lookup() names the backend the pipeline picks for SYNs from 192.0.2.7.
+void expect_lookup_matches_pipeline(ControlPlane& control, const Snapshot& snapshot, const VipKey& vip) {
   Pipeline pipeline(1024);
   for (uint16_t port = 40000; port < 40032; ++port) {
     // A TCP SYN from 192.0.2.7:port to the VIP, built byte by byte.
@@ -219,12 +220,22 @@ TEST_F(Fixture, LookupMatchesPipeline) {
     p[46] = 0x50;
     p[47] = kTcpSyn;
     PacketBuffer packet{p, 54, 128};
-    const Verdict verdict = pipeline.process(last(), packet, EgressPort{}, 1);
+    const Verdict verdict = pipeline.process(snapshot, packet, EgressPort{}, 1);
     ASSERT_EQ(verdict.action, Action::kForward);
-    auto expected = control->lookup(vip, address("192.0.2.7"), port);
+    auto expected = control.lookup(vip, address("192.0.2.7"), port);
     ASSERT_TRUE(expected.ok()) << expected.error();
-    EXPECT_EQ(last().backends[verdict.backend].address, *expected) << "port " << port;
+    EXPECT_EQ(snapshot.backends[verdict.backend].address, *expected) << "port " << port;
   }
+}
+
+TEST_F(Fixture, LookupMatchesPipeline) { expect_lookup_matches_pipeline(*control, last(), vip); }
+
+TEST_F(Fixture, LookupMatchesPipelineWithClientPersistence) {
+  Config config = base_config();
+  config.vips[0].persistence = SLUICE_PERSISTENCE_CLIENT;
+  ASSERT_TRUE(control->apply(config).ok());
+  EXPECT_EQ(last().vips[0].persistence, SLUICE_PERSISTENCE_CLIENT);
+  expect_lookup_matches_pipeline(*control, last(), vip);
 }
 
 }  // namespace

@@ -149,6 +149,13 @@ def test_vip_commands(ctl):
     check("deleted VIP 203.0.113.20:53/udp" in out, "vip del: output %r" % out)
     check(vip_of(ctl.state(), "203.0.113.20:53/udp") is None, "vip del: the VIP is still listed")
 
+    out, _ = ctl.ok("vip", "add", "203.0.113.21:443/tcp", "--persistence", "client")
+    vip = vip_of(ctl.state(), "203.0.113.21:443/tcp") or {}
+    check(vip.get("persistence") == "client", "vip add --persistence client: listed as %s" % vip)
+    check(vip_of(ctl.state(), VIP4).get("persistence") == "connection",
+          "a VIP added without --persistence should have connection persistence")
+    ctl.ok("vip", "del", "203.0.113.21:443/tcp")
+
     # TCP and UDP on one address and port are two VIPs: adding one keeps the other, and
     # deleting one leaves the other.
     udp_twin = VIP4.replace("/tcp", "/udp")
@@ -312,6 +319,7 @@ BAD_INPUTS = [
      "--check: 'http:healthz': the HTTP path must start with '/'"),
     (["vip", "add", "203.0.113.30:80/tcp", "--check", "icmp"], 2, "--check: 'icmp' is not a health check"),
     (["apply", "-f", "/nonexistent/sluice.yaml"], 2, "--file: cannot read '/nonexistent/sluice.yaml'"),
+    (["vip", "add", "203.0.113.30:80/tcp", "--persistence", "sticky"], 2, "--persistence: sticky not in"),
 ]
 
 

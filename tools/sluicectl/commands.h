@@ -23,7 +23,7 @@ struct Context {
 };
 
 int add_vip(const Context& context, const VipKey& vip, std::optional<uint32_t> table_size,
-            const std::optional<std::string>& check);
+            const std::optional<std::string>& check, const std::optional<std::string>& persistence);
 int delete_vip(const Context& context, const VipKey& vip);
 int list_vips(const Context& context);
 

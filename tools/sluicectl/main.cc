@@ -41,6 +41,7 @@ struct Arguments {
   std::string address;
   std::string weight;
   std::string table_size;
+  std::string persistence;
   std::string check;
   std::string client;
   std::string file;
@@ -120,13 +121,20 @@ void add_vip_commands(CLI::App& app, Arguments& arguments, Action& action) {
                   "health check of the VIP's backends; not configurable in sluiced yet")
       ->type_name("tcp|http:PATH|udp|none")
       ->check(validator(sluice::ctl::check_health_check));
+  add->add_option("--persistence", arguments.persistence,
+                  "what picks the backend: each connection's 5-tuple, or the client's address "
+                  "only (every connection of a client to one backend; default connection)")
+      ->check(CLI::IsMember({"connection", "client"}));
   add->callback([&] {
     action = [&](const Context& context) {
       std::optional<uint32_t> table_size;
       if (!arguments.table_size.empty()) table_size = sluice::ctl::number_of(arguments.table_size);
       std::optional<std::string> check;
       if (!arguments.check.empty()) check = arguments.check;
-      return sluice::ctl::add_vip(context, sluice::ctl::vip_of(arguments.vip), table_size, check);
+      std::optional<std::string> persistence;
+      if (!arguments.persistence.empty()) persistence = arguments.persistence;
+      return sluice::ctl::add_vip(context, sluice::ctl::vip_of(arguments.vip), table_size, check,
+                                  persistence);
     };
   });
 

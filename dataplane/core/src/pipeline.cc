@@ -76,7 +76,7 @@ void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> p
     if (c.vip == nullptr) continue;
     const bool known = !c.parsed.fragment && flow_table_.prefetch_entry(c.hash);
     if ((!known || is_syn(c.parsed)) && !c.vip->maglev.empty()) {
-      __builtin_prefetch(&c.vip->maglev[sluice_maglev_slot(c.hash, static_cast<uint32_t>(c.vip->maglev.size()))]);
+      __builtin_prefetch(&c.vip->maglev[sluice_maglev_slot(c.select_hash, static_cast<uint32_t>(c.vip->maglev.size()))]);
     }
   }
   for (size_t i = 0; i < count; ++i) {
@@ -106,6 +106,9 @@ Verdict Pipeline::classify(const Snapshot& snapshot, const PacketBuffer& packet,
   counters_.vips[classified.vip->slot].packets.add(1);
   counters_.vips[classified.vip->slot].bytes.add(packet.length);
   classified.hash = sluice_flow_hash(&parsed.key, snapshot.seed);
+  classified.select_hash = classified.vip->persistence == SLUICE_PERSISTENCE_CLIENT
+                               ? sluice_client_hash(&parsed.key, snapshot.seed)
+                               : classified.hash;
   return Verdict{};
 }
 
@@ -119,9 +122,9 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
     // Stateless: the key of a fragment has no ports, so every fragment of a datagram hashes
     // on (source, destination, protocol) to the same backend.
     counters_.fragments.add(1);
-    selection.backend = pick_from_table(vip, hash);
+    selection.backend = pick_from_table(vip, classified.select_hash);
   } else {
-    selection = select_backend(snapshot, vip, parsed, hash, now_ns);
+    selection = select_backend(snapshot, vip, parsed, hash, classified.select_hash, now_ns);
   }
   if (selection.backend == Verdict::kNoSlot) return drop(DropReason::kNoBackend);
   if (snapshot.next_hop_mac.is_zero()) return drop(DropReason::kNoNextHop);
@@ -143,9 +146,9 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
 
 Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip& vip,
                                              const ParsedPacket& parsed, uint32_t hash,
-                                             uint64_t now_ns) {
+                                             uint32_t select_hash, uint64_t now_ns) {
   if (parsed.protocol == kProtocolTcp) {
-    return select_tcp_backend(snapshot, vip, parsed, hash, now_ns);
+    return select_tcp_backend(snapshot, vip, parsed, hash, select_hash, now_ns);
   }
 
   Selection selection;
@@ -157,7 +160,7 @@ Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip
     return selection;
   }
 
-  selection.backend = pick_from_table(vip, hash);
+  selection.backend = pick_from_table(vip, select_hash);
   if (selection.backend == Verdict::kNoSlot) return selection;
   entry = flow_table_.insert(parsed.key, hash, expires, now_ns);
   entry->backend = selection.backend;
@@ -168,7 +171,7 @@ Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip
 
 Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
                                                  const ParsedPacket& parsed, uint32_t hash,
-                                                 uint64_t now_ns) {
+                                                 uint32_t select_hash, uint64_t now_ns) {
   Selection selection;
   const bool closing = (parsed.tcp_flags & (kTcpFin | kTcpRst)) != 0;
   FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
@@ -177,7 +180,7 @@ Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const
   // never sticks to the backend of an older connection. A retransmitted SYN that finds its
   // own entry unchanged is not a new flow.
   if (is_syn(parsed)) {
-    selection.backend = pick_from_table(vip, hash);
+    selection.backend = pick_from_table(vip, select_hash);
     if (selection.backend == Verdict::kNoSlot) return selection;
     const uint32_t uid = snapshot.backends[selection.backend].uid;
     selection.new_flow = entry == nullptr || entry->backend != selection.backend ||
@@ -201,7 +204,7 @@ Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const
   // one served the flow, or its backend went away. The table's choice is what every
   // instance with the same backends would pick.
   counters_.non_syn_misses.add(1);
-  selection.backend = pick_from_table(vip, hash);
+  selection.backend = pick_from_table(vip, select_hash);
   if (selection.backend == Verdict::kNoSlot) return selection;
   const uint64_t timeout = closing ? snapshot.timeouts.tcp_closing_ns : snapshot.timeouts.tcp_ns;
   entry = flow_table_.insert(parsed.key, hash, now_ns + timeout, now_ns);

@@ -44,6 +44,9 @@ struct VipConfig {
   VipKey key;
   uint32_t table_size = SLUICE_MAGLEV_DEFAULT_SIZE;
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  // What the backend choice hashes: the 5-tuple ("connection"), or the client's address only
+  // ("client"), so that every connection of a client reaches the same backend.
+  sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
   std::vector<BackendConfig> backends;
   // Absent: no checks, every backend serves. Present: a backend serves after its first passing
   // check, leaves after `fall` failures and returns after `rise` passes.

@@ -33,6 +33,7 @@ struct VipStatus {
   uint32_t table_size = 0;
   uint32_t changed_slots = 0;  // in the last build
   std::vector<BackendStatus> backends;
+  sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
 };
 
 // The outcome of a change: the generation it published, or that nothing changed.

@@ -68,6 +68,16 @@ enum sluice_action {
   SLUICE_ACTION_TO_KERNEL = 2, /* not for a VIP: the host kernel handles it */
 };
 
+/*
+ * Per-VIP session persistence: what the hash that picks a backend covers. CONNECTION hashes
+ * the 5-tuple, so each connection is placed on its own. CLIENT hashes the client's address
+ * only, so every connection of a client reaches the same backend while the set is stable.
+ */
+enum sluice_persistence {
+  SLUICE_PERSISTENCE_CONNECTION = 0,
+  SLUICE_PERSISTENCE_CLIENT = 1,
+};
+
 /* Per-VIP encapsulation. GUE joins IP-in-IP here. */
 enum sluice_encapsulation {
   SLUICE_ENCAP_IPIP = 0,

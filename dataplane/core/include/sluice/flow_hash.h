@@ -77,6 +77,20 @@ SLUICE_INLINE sluice_u32 sluice_hash_words4(const sluice_u32 words[4], sluice_u3
 }
 
 /*
+ * Hashes the client (source) address of a flow key with a seed: the backend choice of a VIP
+ * with client persistence. The family is mixed too, so IPv4 and IPv6 clients never collide.
+ */
+SLUICE_INLINE sluice_u32 sluice_client_hash(const struct sluice_flow_key *key, sluice_u32 seed) {
+  sluice_u32 h = seed;
+  h = sluice_hash_mix(h, key->src[0]);
+  h = sluice_hash_mix(h, key->src[1]);
+  h = sluice_hash_mix(h, key->src[2]);
+  h = sluice_hash_mix(h, key->src[3]);
+  h = sluice_hash_mix(h, key->family);
+  return sluice_hash_final(h, 20);
+}
+
+/*
  * Hashes a flow key with a seed. Ports are mixed as one word, source port in the high half,
  * and the protocol and family as another, so the key's padding bytes never matter.
  */

@@ -120,7 +120,8 @@ class Pipeline {
   struct Classified {
     ParsedPacket parsed;
     const Vip* vip = nullptr;
-    uint32_t hash = 0;
+    uint32_t hash = 0;         // the flow hash: flow table, IPv6 flow label
+    uint32_t select_hash = 0;  // picks the backend: the flow hash, or the client hash
   };
   struct Selection {
     uint32_t backend = Verdict::kNoSlot;
@@ -131,9 +132,10 @@ class Pipeline {
   Verdict forward(const Snapshot& snapshot, PacketBuffer& packet, const Classified& classified,
                   const EgressPort& egress, uint64_t now_ns);
   Selection select_backend(const Snapshot& snapshot, const Vip& vip, const ParsedPacket& parsed,
-                           uint32_t hash, uint64_t now_ns);
+                           uint32_t hash, uint32_t select_hash, uint64_t now_ns);
   Selection select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
-                               const ParsedPacket& parsed, uint32_t hash, uint64_t now_ns);
+                               const ParsedPacket& parsed, uint32_t hash, uint32_t select_hash,
+                               uint64_t now_ns);
   Verdict drop(DropReason reason);
 
   FlowTable flow_table_;

@@ -42,6 +42,7 @@ struct Vip {
   VipKey key;
   uint32_t slot = 0;  // index of the VIP's counters, stable across snapshots
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
   std::vector<uint32_t> maglev;  // backend slots; kMaglevEmpty where no backend is live
 };
 
