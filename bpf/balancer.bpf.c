@@ -309,7 +309,7 @@ int sluice_balancer(struct xdp_md *ctx)
         return drop_packet(counters, drop);
 
     /* Traffic that is not for a VIP (ARP, the host's own addresses, ICMP) belongs to the
-     * kernel. TODO: ICMP errors that quote a VIP flow, as in pipeline.cc. */
+     * kernel. An ICMP error about a VIP flow carries that flow's key, so it finds the VIP. */
     struct sluice_lb_vip *vip = packet.family != 0 ? find_vip(&packet) : NULL;
     if (!vip) {
         counters->to_kernel++;
@@ -333,6 +333,15 @@ int sluice_balancer(struct xdp_md *ctx)
          * on (source, destination, protocol) to the same backend. */
         counters->fragments++;
         selection.backend = pick_from_table(vip, select_hash);
+    } else if (packet.icmp_error) {
+        /* Step 6, as Pipeline::select_for_icmp_error: the flow's entry wins over the table,
+         * and the error neither creates nor refreshes an entry. */
+        counters->icmp_errors++;
+        struct sluice_lb_flow *entry = find_flow(&packet.key, bpf_ktime_get_ns());
+        if (entry && backend_accepts_flow(entry->backend, entry->backend_uid))
+            selection.backend = entry->backend;
+        else
+            selection.backend = pick_from_table(vip, select_hash);
     } else {
         selection = select_backend(vip, &packet, select_hash, options, counters, bpf_ktime_get_ns());
     }

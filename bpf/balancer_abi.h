@@ -114,6 +114,7 @@ struct sluice_lb_counters {
     __u64 to_kernel;
     __u64 non_syn_misses;
     __u64 fragments;
+    __u64 icmp_errors; /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
     __u64 drops[SLUICE_DROP_COUNT]; /* indexed by enum sluice_drop_reason; entry 0 stays 0 */
 };
 
@@ -130,7 +131,7 @@ SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_backend) == 24, "backend layout"
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 56, "options layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_egress) == 16, "egress layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_flow) == 24, "flow entry layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (5 + SLUICE_DROP_COUNT),
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (6 + SLUICE_DROP_COUNT),
                         "counters layout");
 
 #endif /* SLUICE_BPF_BALANCER_ABI_H */

@@ -538,6 +538,7 @@ PipelineTotals Balancer::totals() const {
       totals.to_kernel += cpu.to_kernel;
       totals.non_syn_misses += cpu.non_syn_misses;
       totals.fragments += cpu.fragments;
+      totals.icmp_errors += cpu.icmp_errors;
       for (int reason = 0; reason < kDropReasonCount; ++reason) {
         totals.drops[reason] += cpu.drops[reason];
       }

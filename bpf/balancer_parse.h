@@ -24,6 +24,7 @@
 #define IPV4_HEADER_SIZE 20 /* without options */
 #define IPV6_HEADER_SIZE 40 /* without extension headers */
 #define MAX_IPV6_EXTENSION_HEADERS 6
+#define ICMP_HEADER_SIZE 8 /* type, code, checksum and 4 bytes, for ICMP and ICMPv6 */
 
 #define TCP_FIN 0x01
 #define TCP_SYN 0x02
@@ -52,6 +53,7 @@ struct parsed_packet {
     __u8 dont_fragment; /* IPv4 DF bit */
     __u8 fragment;      /* MF set or a non-zero fragment offset */
     __u8 has_ports;
+    __u8 icmp_error; /* an ICMP error quoting TCP or UDP; `key` is the quote reversed */
 };
 
 /* A read-only view of the frame. `limit` is the number of bytes that count: the frame,
@@ -216,6 +218,64 @@ static __always_inline __u32 parse_ipv6(struct cursor *cursor, struct parsed_pac
     return parse_ipv6_extensions(cursor, out, ip[6]);
 }
 
+/* As parse_icmp_error in packet.cc: an ICMP or ICMPv6 error (destination unreachable, time
+ * exceeded, packet too big) that quotes an IP header and 8 bytes of TCP or UDP gets the
+ * reversed quote as its key. Anything else stays plain ICMP, for the kernel. */
+static __always_inline void parse_icmp_error(const struct cursor *cursor, struct parsed_packet *out)
+{
+    __u32 l4 = out->l4_offset;
+    __u8 *icmp = cursor_bytes(cursor, l4, ICMP_HEADER_SIZE);
+    if (!icmp)
+        return;
+    __u8 type = icmp[0];
+    int error = out->family == 4 ? (type == 3 || type == 11) : (type == 1 || type == 2 || type == 3);
+    if (!error)
+        return;
+
+    __u32 quote = l4 + ICMP_HEADER_SIZE;
+    __u32 quoted_l4;
+    __u8 protocol;
+    struct sluice_flow_key quoted;
+    __builtin_memset(&quoted, 0, sizeof(quoted));
+    if (out->family == 4) {
+        __u8 *ip = cursor_bytes(cursor, quote, IPV4_HEADER_SIZE);
+        if (!ip)
+            return;
+        __u32 header_length = (ip[0] & 0x0f) * 4u;
+        if ((ip[0] >> 4) != 4 || header_length < IPV4_HEADER_SIZE)
+            return;
+        if ((load_be16(ip + 6) & 0x1fff) != 0)
+            return; /* a later fragment quotes no ports */
+        protocol = ip[9];
+        __builtin_memcpy(&quoted.src[0], ip + 12, 4);
+        __builtin_memcpy(&quoted.dst[0], ip + 16, 4);
+        quoted_l4 = quote + header_length;
+    } else {
+        /* NOTE: a quoted IPv6 datagram with extension headers is not followed, as in C++. */
+        __u8 *ip = cursor_bytes(cursor, quote, IPV6_HEADER_SIZE);
+        if (!ip)
+            return;
+        if ((ip[0] >> 4) != 6)
+            return;
+        protocol = ip[6];
+        __builtin_memcpy(quoted.src, ip + 8, 16);
+        __builtin_memcpy(quoted.dst, ip + 24, 16);
+        quoted_l4 = quote + IPV6_HEADER_SIZE;
+    }
+    if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP)
+        return;
+    __u8 *ports = cursor_bytes(cursor, quoted_l4, 8);
+    if (!ports)
+        return;
+
+    out->key.protocol = protocol;
+    __builtin_memcpy(out->key.src, quoted.dst, 16);
+    __builtin_memcpy(out->key.dst, quoted.src, 16);
+    __builtin_memcpy(&out->key.src_port, ports + 2, 2);
+    __builtin_memcpy(&out->key.dst_port, ports, 2);
+    out->icmp_error = 1;
+}
+
 static __always_inline __u32 parse_transport(const struct cursor *cursor,
                                              struct parsed_packet *out)
 {
@@ -236,8 +296,12 @@ static __always_inline __u32 parse_transport(const struct cursor *cursor,
         header = cursor_bytes(cursor, l4, 8);
         if (!header)
             return SLUICE_DROP_TruncatedUdp;
+    } else if ((out->protocol == IPPROTO_ICMP && out->family == 4) ||
+               (out->protocol == IPPROTO_ICMPV6 && out->family == 6)) {
+        parse_icmp_error(cursor, out);
+        return SLUICE_DROP_NONE;
     } else {
-        return SLUICE_DROP_NONE; /* ICMP and the rest carry no ports */
+        return SLUICE_DROP_NONE; /* the rest carry no ports */
     }
     __builtin_memcpy(&out->key.src_port, header, 2);
     __builtin_memcpy(&out->key.dst_port, header + 2, 2);

@@ -40,6 +40,7 @@ nlohmann::json stats_report(const Snapshot& snapshot, const PipelineTotals& tota
           {"to_kernel", totals.to_kernel},
           {"non_syn_misses", totals.non_syn_misses},
           {"fragments", totals.fragments},
+          {"icmp_errors", totals.icmp_errors},
           {"worker",
            {{"busy_cycles", totals.busy_cycles},
             {"cycles_per_packet", totals.received == 0 ? 0.0

@@ -308,6 +308,49 @@ TEST_F(Parity, ClientPersistence) {
   }
 }
 
+TEST_F(Parity, IcmpErrors) {
+  const auto reply = [](uint16_t client_port) {
+    return tcp_segment({.source_port = 80, .destination_port = client_port, .flags = kAck});
+  };
+  // Flows first, so that some errors find an entry; then the table changes, so that an entry
+  // and the table disagree for some flows.
+  for (int port = 0; port < 12; ++port) {
+    check("syn_" + std::to_string(port), tcp4_frame({.source_port = static_cast<uint16_t>(46000 + port)}));
+  }
+  check("syn_ipv6", tcp6_frame({.source_port = 46100}));
+  Snapshot changed = make_parity_snapshot();
+  changed.vips[kVipWeb4].maglev = weighted_table(changed, {{1, 1}, {2, 1}});
+  apply(changed);
+
+  for (int port = 0; port < 16; ++port) {  // 12 known flows, 4 unknown ones
+    const uint16_t client_port = static_cast<uint16_t>(46000 + port);
+    check("fragmentation_needed_" + std::to_string(port), icmp4_error_frame(3, 4, reply(client_port)));
+    check("time_exceeded_" + std::to_string(port), icmp4_error_frame(11, 0, reply(client_port)));
+  }
+  check("udp_port_unreachable",
+        icmp4_error_frame(3, 3, udp_datagram(53, 46200), {.source = kVip4, .destination = kClient4,
+                                                         .protocol = kNextUdp}));
+  check("packet_too_big", icmp6_error_frame(2, 0, kNextTcp, reply(46100)));
+  check("ipv6_time_exceeded_unknown", icmp6_error_frame(3, 0, kNextTcp, reply(46101)));
+  check("quoted_options", icmp4_error_frame(3, 4, reply(46000), {.source = kVip4, .destination = kClient4,
+                                                                 .option_words = 3}));
+
+  // Messages that stay plain ICMP and go to the kernel on both data planes.
+  check("echo_request", icmp4_error_frame(8, 0, reply(46000)));
+  check("short_quote", icmp4_error_frame(3, 4, reply(46000), {.source = kVip4, .destination = kClient4}, 4));
+  check("later_fragment_quote", icmp4_error_frame(3, 4, reply(46000), {.source = kVip4, .destination = kClient4,
+                                                                       .fragment_offset = 8}));
+  check("icmp_quote", icmp4_error_frame(3, 1, Bytes(8, 0), {.source = kVip4, .destination = kClient4,
+                                                            .protocol = kNextIcmp}));
+  check("not_a_vip", icmp4_error_frame(3, 4, reply(46000), {.source = kNotVip4, .destination = kClient4}));
+  check("ipv6_extension_quote", icmp6_error_frame(2, 0, kNextDestinationOptions, ipv6_options_header(kNextTcp)));
+  check("ipv6_echo_request", icmp6_error_frame(128, 0, kNextTcp, reply(46100)));
+
+  PipelineTotals totals;
+  pipeline_.add_to(totals);
+  EXPECT_EQ(totals.icmp_errors, 32u + 4u);
+}
+
 TEST_F(Parity, FlowTimeouts) {
   Snapshot snapshot = make_parity_snapshot();
   snapshot.timeouts = {60'000'000'000, 200'000'000, 200'000'000};

@@ -282,6 +282,42 @@ inline Bytes tcp6_frame(const TcpSpec& tcp, const Ipv6Spec& ip = {},
   return ethernet_frame(kEtherTypeIpv6, ipv6_packet(ip, kNextTcp, tcp_segment(tcp)), tags);
 }
 
+// ---- ICMP errors about a flow ------------------------------------------------------------
+
+inline constexpr Ipv4 kRouter4{198, 51, 100, 1};
+inline constexpr Ipv6 kRouter6{0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01};
+inline constexpr uint8_t kNextIcmp = 1;
+
+// An ICMP message (type, code, a zero checksum, `rest` in the last 4 bytes) quoting the first
+// `quote_size` bytes of `quoted`.
+inline Bytes icmp_message(uint8_t type, uint8_t code, uint32_t rest, const Bytes& quoted,
+                          size_t quote_size) {
+  Bytes out{type, code, 0, 0};
+  append32(out, rest);
+  out.insert(out.end(), quoted.begin(), quoted.begin() + std::min(quote_size, quoted.size()));
+  return out;
+}
+
+// What a router sends to the VIP when a backend's reply (VIP:vip_port -> client:client_port)
+// cannot pass: an ICMP error quoting the reply's IPv4 header and the first 8 bytes after it.
+inline Bytes icmp4_error_frame(uint8_t type, uint8_t code, const Bytes& quoted_segment,
+                               const Ipv4Spec& quoted_ip = {.source = kVip4, .destination = kClient4},
+                               size_t quote_payload = 8) {
+  const Bytes quoted = ipv4_packet(quoted_ip, quoted_segment);
+  const size_t header = (5u + quoted_ip.option_words) * 4u;
+  const Bytes icmp = icmp_message(type, code, type == 3 && code == 4 ? 1400 : 0, quoted, header + quote_payload);
+  return ethernet_frame(kEtherTypeIpv4,
+                        ipv4_packet({.source = kRouter4, .destination = quoted_ip.source, .protocol = kNextIcmp}, icmp));
+}
+
+// The same for ICMPv6: packet too big (type 2, MTU 1400) or another error.
+inline Bytes icmp6_error_frame(uint8_t type, uint8_t code, uint8_t quoted_next_header,
+                               const Bytes& quoted_segment, size_t quote_payload = 8) {
+  const Bytes quoted = ipv6_packet({.source = kVip6, .destination = kClient6}, quoted_next_header, quoted_segment);
+  const Bytes icmp = icmp_message(type, code, type == 2 ? 1400 : 0, quoted, 40 + quote_payload);
+  return ethernet_frame(kEtherTypeIpv6, ipv6_packet({.source = kRouter6, .destination = kVip6}, kNextIcmpv6, icmp));
+}
+
 // ---- Flow keys built from the test's own addresses ----------------------------------------
 
 inline uint16_t network_order16(uint16_t host) {

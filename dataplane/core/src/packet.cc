@@ -19,6 +19,13 @@ constexpr uint8_t kIpv6Fragment = 44;
 constexpr uint8_t kIpv6Ah = 51;
 constexpr uint8_t kIpv6DestinationOptions = 60;
 
+constexpr uint32_t kIcmpHeaderSize = 8;  // type, code, checksum and 4 bytes, for both versions
+constexpr uint8_t kIcmpDestinationUnreachable = 3;  // includes fragmentation needed (code 4)
+constexpr uint8_t kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpv6DestinationUnreachable = 1;
+constexpr uint8_t kIcmpv6PacketTooBig = 2;
+constexpr uint8_t kIcmpv6TimeExceeded = 3;
+
 uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 // A read-only cursor over the frame. Every header read goes through has(), so no step can
@@ -149,6 +156,55 @@ DropReason parse_ipv6(Cursor& cursor, ParsedPacket& out) {
   return parse_ipv6_extensions(cursor, out, ip[6]);
 }
 
+// ICMP errors quote the datagram that caused them: its IP header and at least 8 bytes of its
+// payload (RFC 792; RFC 4443 section 2.4 for ICMPv6). An error about a VIP flow quotes a
+// packet that a backend sent from the VIP to the client, so the reversed quote is the flow's
+// own key. Anything else, including a quote too short for ports, stays plain ICMP.
+void parse_icmp_error(const Cursor& cursor, ParsedPacket& out) {
+  const uint32_t l4 = out.l4_offset;
+  if (!cursor.has(l4, kIcmpHeaderSize)) return;
+  const uint8_t type = cursor.frame[l4];
+  const bool error = out.family == 4 ? (type == kIcmpDestinationUnreachable || type == kIcmpTimeExceeded)
+                                     : (type == kIcmpv6DestinationUnreachable ||
+                                        type == kIcmpv6PacketTooBig || type == kIcmpv6TimeExceeded);
+  if (!error) return;
+
+  const uint32_t quote = l4 + kIcmpHeaderSize;
+  sluice_flow_key quoted{};
+  uint32_t quoted_l4 = 0;
+  if (out.family == 4) {
+    if (!cursor.has(quote, kIpv4HeaderSize)) return;
+    const uint8_t* ip = cursor.frame + quote;
+    const uint32_t header_length = (ip[0] & 0x0f) * 4u;
+    if ((ip[0] >> 4) != 4 || header_length < kIpv4HeaderSize) return;
+    if ((load_be16(ip + 6) & 0x1fff) != 0) return;  // a later fragment quotes no ports
+    quoted.protocol = ip[9];
+    std::memcpy(&quoted.src[0], ip + 12, 4);
+    std::memcpy(&quoted.dst[0], ip + 16, 4);
+    quoted_l4 = quote + header_length;
+  } else {
+    // NOTE: a quoted IPv6 datagram with extension headers is not followed; such an error
+    // goes to the kernel.
+    if (!cursor.has(quote, kIpv6HeaderSize)) return;
+    const uint8_t* ip = cursor.frame + quote;
+    if ((ip[0] >> 4) != 6) return;
+    quoted.protocol = ip[6];
+    std::memcpy(quoted.src, ip + 8, 16);
+    std::memcpy(quoted.dst, ip + 24, 16);
+    quoted_l4 = quote + kIpv6HeaderSize;
+  }
+  if (quoted.protocol != kProtocolTcp && quoted.protocol != kProtocolUdp) return;
+  if (!cursor.has(quoted_l4, 8)) return;
+
+  const uint8_t* ports = cursor.frame + quoted_l4;
+  out.key.protocol = quoted.protocol;
+  std::memcpy(out.key.src, quoted.dst, 16);
+  std::memcpy(out.key.dst, quoted.src, 16);
+  std::memcpy(&out.key.src_port, ports + 2, 2);
+  std::memcpy(&out.key.dst_port, ports, 2);
+  out.icmp_error = true;
+}
+
 DropReason parse_transport(const Cursor& cursor, ParsedPacket& out) {
   const uint32_t l4 = out.l4_offset;
   const uint8_t* header = cursor.frame + l4;
@@ -164,8 +220,12 @@ DropReason parse_transport(const Cursor& cursor, ParsedPacket& out) {
     case kProtocolUdp:
       if (!cursor.has(l4, 8)) return DropReason::kTruncatedUdp;
       break;
+    case kProtocolIcmp:
+    case kProtocolIcmpv6:
+      if ((out.protocol == kProtocolIcmp) == (out.family == 4)) parse_icmp_error(cursor, out);
+      return DropReason::kNone;
     default:
-      return DropReason::kNone;  // ICMP and the rest carry no ports
+      return DropReason::kNone;  // the rest carry no ports
   }
   std::memcpy(&out.key.src_port, header, 2);
   std::memcpy(&out.key.dst_port, header + 2, 2);

@@ -38,6 +38,7 @@ void Pipeline::add_to(PipelineTotals& totals) const {
   totals.to_kernel += counters_.to_kernel.get();
   totals.non_syn_misses += counters_.non_syn_misses.get();
   totals.fragments += counters_.fragments.get();
+  totals.icmp_errors += counters_.icmp_errors.get();
   totals.busy_cycles += counters_.busy_cycles.get();
   totals.flow_entries += flow_table_.counters().entries;
   totals.flow_capacity += flow_table_.capacity();
@@ -93,9 +94,7 @@ Verdict Pipeline::classify(const Snapshot& snapshot, const PacketBuffer& packet,
   const ParsedPacket& parsed = classified.parsed;
 
   // Classify: traffic that is not for a VIP (ARP, the host's own addresses, ICMP) belongs to
-  // the kernel.
-  // TODO: ICMP errors that quote a VIP flow go to that flow's backend; they take the kernel
-  // path until then.
+  // the kernel. An ICMP error about a VIP flow carries that flow's key, so it finds the VIP.
   if (parsed.family != 0) {
     classified.vip = parsed.fragment ? snapshot.find_fragment_vip(parsed.key) : snapshot.find_vip(parsed.key);
   }
@@ -123,6 +122,8 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
     // on (source, destination, protocol) to the same backend.
     counters_.fragments.add(1);
     selection.backend = pick_from_table(vip, classified.select_hash);
+  } else if (parsed.icmp_error) {
+    selection = select_for_icmp_error(snapshot, vip, parsed, hash, classified.select_hash, now_ns);
   } else {
     selection = select_backend(snapshot, vip, parsed, hash, classified.select_hash, now_ns);
   }
@@ -142,6 +143,22 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
   if (selection.new_flow) counters.new_flows.add(1);
   counters_.forwarded.add(1);
   return Verdict{Action::kForward, DropReason::kNone, selection.backend};
+}
+
+// Step 6: an ICMP error goes where its flow goes. The flow's entry wins over the table, and
+// the error neither creates nor refreshes an entry, since it is not traffic of the flow.
+Pipeline::Selection Pipeline::select_for_icmp_error(const Snapshot& snapshot, const Vip& vip,
+                                                    const ParsedPacket& parsed, uint32_t hash,
+                                                    uint32_t select_hash, uint64_t now_ns) {
+  counters_.icmp_errors.add(1);
+  Selection selection;
+  const FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
+  if (entry != nullptr && snapshot.backend_accepts_flow(entry->backend, entry->backend_uid)) {
+    selection.backend = entry->backend;
+  } else {
+    selection.backend = pick_from_table(vip, select_hash);
+  }
+  return selection;
 }
 
 Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip& vip,

@@ -63,6 +63,9 @@ struct ParsedPacket {
   bool dont_fragment = false;  // IPv4 DF bit
   bool fragment = false;       // MF set or a non-zero offset
   bool has_ports = false;      // TCP or UDP header present and parsed
+  // An ICMP or ICMPv6 error that quotes a TCP or UDP datagram. `key` is then the quoted
+  // 5-tuple reversed: the flow, as its client sends it, that the error is about.
+  bool icmp_error = false;
 };
 
 struct ParseResult {

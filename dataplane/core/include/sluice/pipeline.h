@@ -49,6 +49,7 @@ struct PipelineCounters {
   // balancer or a restart served the flow before, or the table evicted it.
   Counter non_syn_misses;
   Counter fragments;
+  Counter icmp_errors;  // ICMP and ICMPv6 errors about a VIP flow, sent to its backend
   // TSC cycles the worker spent on polls that received packets: receiving, processing and
   // sending them. Divided by `received`, the worker's cost per packet.
   Counter busy_cycles;
@@ -69,6 +70,7 @@ struct PipelineTotals {
   uint64_t to_kernel = 0;
   uint64_t non_syn_misses = 0;
   uint64_t fragments = 0;
+  uint64_t icmp_errors = 0;
   uint64_t busy_cycles = 0;
   uint64_t flow_entries = 0;
   uint64_t flow_capacity = 0;
@@ -131,6 +133,9 @@ class Pipeline {
   Verdict classify(const Snapshot& snapshot, const PacketBuffer& packet, Classified& classified);
   Verdict forward(const Snapshot& snapshot, PacketBuffer& packet, const Classified& classified,
                   const EgressPort& egress, uint64_t now_ns);
+  Selection select_for_icmp_error(const Snapshot& snapshot, const Vip& vip,
+                                  const ParsedPacket& parsed, uint32_t hash, uint32_t select_hash,
+                                  uint64_t now_ns);
   Selection select_backend(const Snapshot& snapshot, const Vip& vip, const ParsedPacket& parsed,
                            uint32_t hash, uint32_t select_hash, uint64_t now_ns);
   Selection select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
