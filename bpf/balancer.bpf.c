@@ -33,10 +33,11 @@ struct {
     __type(value, struct sluice_lb_egress);
 } sl_lb_egress SEC(".maps");
 
-/* Two entries per VIP at most: its EXACT entry and the FRAGMENT entry of its address. */
+/* Three entries per VIP at most: its EXACT entry, and the FRAGMENT and ADDRESS entries of its
+ * address. */
 struct {
     __uint(type, BPF_MAP_TYPE_HASH);
-    __uint(max_entries, 2 * SLUICE_MAX_VIPS);
+    __uint(max_entries, 3 * SLUICE_MAX_VIPS);
     __type(key, struct sluice_lb_vip_key);
     __type(value, struct sluice_lb_vip);
 } sl_lb_vips SEC(".maps");
@@ -276,6 +277,80 @@ static __always_inline struct selection select_backend(const struct sluice_lb_vi
     return selection;
 }
 
+/* Returns whether the packet's destination is the address of some VIP, whatever its port and
+ * protocol, as Snapshot::is_vip_address. */
+static __always_inline int is_vip_address(const struct parsed_packet *packet)
+{
+    struct sluice_lb_vip_key vip_key;
+
+    __builtin_memset(&vip_key, 0, sizeof(vip_key));
+    __builtin_memcpy(vip_key.address, packet->key.dst, sizeof(vip_key.address));
+    vip_key.family = packet->key.family;
+    vip_key.kind = SLUICE_LB_VIP_ADDRESS;
+    return bpf_map_lookup_elem(&sl_lb_vips, &vip_key) != NULL;
+}
+
+/* Updates a 16-bit checksum for one word that changes: HC' = ~(~HC + ~m + m') (RFC 1624). */
+static __always_inline void update_checksum(__u8 *checksum, __u16 old_word, __u16 new_word)
+{
+    __u32 sum = (__u16)~load_be16(checksum) + (__u16)~old_word + (__u32)new_word;
+    sum = (sum & 0xffff) + (sum >> 16);
+    sum = (sum & 0xffff) + (sum >> 16);
+    __u16 folded = (__u16)~sum;
+    checksum[0] = folded >> 8;
+    checksum[1] = folded & 0xff;
+}
+
+/* As write_echo_reply in icmp_reply.cc: the request becomes its reply in place. Returns 0,
+ * changing nothing, for IPv4 with options or IPv6 with extension headers. */
+static __always_inline int write_echo_reply(struct xdp_md *ctx, const struct parsed_packet *packet,
+                                            const __u8 source_mac[ETH_ALEN])
+{
+    void *data = (void *)(long)ctx->data;
+    void *data_end = (void *)(long)ctx->data_end;
+    int v4 = packet->family == 4;
+    __u32 l3 = packet->l3_offset & HEADER_OFFSET_MASK;
+    if (packet->l4_offset != l3 + (v4 ? IPV4_HEADER_SIZE : IPV6_HEADER_SIZE))
+        return 0;
+    __u8 *frame = data;
+    __u8 *ip = frame + l3;
+    if ((void *)(ip + IPV6_HEADER_SIZE + ICMP_HEADER_SIZE) > data_end && !v4)
+        return 0;
+    if ((void *)(ip + IPV4_HEADER_SIZE + ICMP_HEADER_SIZE) > data_end)
+        return 0;
+    if ((void *)(frame + ETHERNET_HEADER_SIZE) > data_end)
+        return 0;
+
+    __builtin_memcpy(frame, frame + 6, 6);
+    __builtin_memcpy(frame + 6, source_mac, 6);
+    __u8 *icmp;
+    if (v4) {
+        __u8 address[4];
+        __builtin_memcpy(address, ip + 12, 4);
+        __builtin_memcpy(ip + 12, ip + 16, 4);
+        __builtin_memcpy(ip + 16, address, 4);
+        __u16 old_ttl_word = load_be16(ip + 8);
+        ip[8] = 64;
+        update_checksum(ip + 10, old_ttl_word, load_be16(ip + 8));
+        icmp = ip + IPV4_HEADER_SIZE;
+    } else {
+        if ((void *)(ip + IPV6_HEADER_SIZE + ICMP_HEADER_SIZE) > data_end)
+            return 0;
+        __u8 address[16];
+        __builtin_memcpy(address, ip + 8, 16);
+        __builtin_memcpy(ip + 8, ip + 24, 16);
+        __builtin_memcpy(ip + 24, address, 16);
+        ip[7] = 64;
+        icmp = ip + IPV6_HEADER_SIZE;
+    }
+    if ((void *)(icmp + ICMP_HEADER_SIZE) > data_end)
+        return 0;
+    __u16 old_type_word = load_be16(icmp);
+    icmp[0] = v4 ? 0 : 129;
+    update_checksum(icmp + 2, old_type_word, load_be16(icmp));
+    return 1;
+}
+
 static __always_inline int is_zero_mac(const __u8 mac[ETH_ALEN])
 {
     return (mac[0] | mac[1] | mac[2] | mac[3] | mac[4] | mac[5]) == 0;
@@ -307,6 +382,19 @@ int sluice_balancer(struct xdp_md *ctx)
     __u32 drop = parse_packet(ctx, &packet);
     if (drop != SLUICE_DROP_NONE)
         return drop_packet(counters, drop);
+
+    /* An echo request to a VIP's address, whatever the VIP's port and protocol, is answered
+     * here and leaves through the interface it came in on. */
+    if (packet.icmp_echo_request && !packet.fragment && is_vip_address(&packet)) {
+        __u32 ingress = ctx->ingress_ifindex;
+        struct sluice_lb_egress *port = bpf_map_lookup_elem(&sl_lb_egress, &ingress);
+        if (!port)
+            return drop_packet(counters, SLUICE_DROP_NoEgress);
+        if (write_echo_reply(ctx, &packet, port->source_mac)) {
+            counters->icmp_echo_replies++;
+            return XDP_TX;
+        }
+    }
 
     /* Traffic that is not for a VIP (ARP, the host's own addresses, ICMP) belongs to the
      * kernel. An ICMP error about a VIP flow carries that flow's key, so it finds the VIP. */

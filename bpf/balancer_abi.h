@@ -21,6 +21,7 @@
  * and protocol if there is one, else the VIP with the lowest port. */
 #define SLUICE_LB_VIP_EXACT 0
 #define SLUICE_LB_VIP_FRAGMENT 1
+#define SLUICE_LB_VIP_ADDRESS 2 /* port 0, protocol 0: the address of some VIP, for echo replies */
 
 /* Values of sluice_lb_backend.state, the numbers of sluice::BackendState. */
 #define SLUICE_LB_BACKEND_REMOVED 0
@@ -40,7 +41,7 @@ struct sluice_lb_vip_key {
     __u16 port; /* network byte order; 0 for a port-0 VIP and in FRAGMENT entries */
     __u8 protocol;
     __u8 family; /* 4 or 6 */
-    __u8 kind;   /* SLUICE_LB_VIP_EXACT or SLUICE_LB_VIP_FRAGMENT */
+    __u8 kind;   /* SLUICE_LB_VIP_EXACT, SLUICE_LB_VIP_FRAGMENT or SLUICE_LB_VIP_ADDRESS */
     __u8 pad[3];
 };
 
@@ -114,7 +115,8 @@ struct sluice_lb_counters {
     __u64 to_kernel;
     __u64 non_syn_misses;
     __u64 fragments;
-    __u64 icmp_errors; /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
+    __u64 icmp_errors;       /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
+    __u64 icmp_echo_replies; /* echo requests to a VIP address, answered here */
     __u64 drops[SLUICE_DROP_COUNT]; /* indexed by enum sluice_drop_reason; entry 0 stays 0 */
 };
 
@@ -131,7 +133,7 @@ SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_backend) == 24, "backend layout"
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 56, "options layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_egress) == 16, "egress layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_flow) == 24, "flow entry layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (6 + SLUICE_DROP_COUNT),
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (7 + SLUICE_DROP_COUNT),
                         "counters layout");
 
 #endif /* SLUICE_BPF_BALANCER_ABI_H */

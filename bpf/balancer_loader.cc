@@ -250,6 +250,9 @@ vip_entries(const Snapshot& snapshot) {
     if (!inserted && vip.key.port < position->second.second->key.port) {
       position->second.second = &vip;
     }
+
+    const sluice_lb_vip_key address = vip_key(VipKey{vip.key.address, 0, 0}, 0, SLUICE_LB_VIP_ADDRESS);
+    entries.try_emplace(key_bytes(address), address, &vip);
   }
   return entries;
 }
@@ -539,6 +542,7 @@ PipelineTotals Balancer::totals() const {
       totals.non_syn_misses += cpu.non_syn_misses;
       totals.fragments += cpu.fragments;
       totals.icmp_errors += cpu.icmp_errors;
+      totals.icmp_echo_replies += cpu.icmp_echo_replies;
       for (int reason = 0; reason < kDropReasonCount; ++reason) {
         totals.drops[reason] += cpu.drops[reason];
       }

@@ -54,6 +54,7 @@ struct parsed_packet {
     __u8 fragment;      /* MF set or a non-zero fragment offset */
     __u8 has_ports;
     __u8 icmp_error; /* an ICMP error quoting TCP or UDP; `key` is the quote reversed */
+    __u8 icmp_echo_request; /* ICMP type 8 or ICMPv6 type 128, code 0 */
 };
 
 /* A read-only view of the frame. `limit` is the number of bytes that count: the frame,
@@ -228,6 +229,10 @@ static __always_inline void parse_icmp_error(const struct cursor *cursor, struct
     if (!icmp)
         return;
     __u8 type = icmp[0];
+    if (type == (out->family == 4 ? 8 : 128) && icmp[1] == 0) {
+        out->icmp_echo_request = 1;
+        return;
+    }
     int error = out->family == 4 ? (type == 3 || type == 11) : (type == 1 || type == 2 || type == 3);
     if (!error)
         return;

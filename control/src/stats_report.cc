@@ -41,6 +41,7 @@ nlohmann::json stats_report(const Snapshot& snapshot, const PipelineTotals& tota
           {"non_syn_misses", totals.non_syn_misses},
           {"fragments", totals.fragments},
           {"icmp_errors", totals.icmp_errors},
+          {"icmp_echo_replies", totals.icmp_echo_replies},
           {"worker",
            {{"busy_cycles", totals.busy_cycles},
             {"cycles_per_packet", totals.received == 0 ? 0.0

@@ -264,6 +264,7 @@ inline std::string totals_difference(const PipelineTotals& cpp, const PipelineTo
   compare("non_syn_misses", cpp.non_syn_misses, xdp.non_syn_misses);
   compare("fragments", cpp.fragments, xdp.fragments);
   compare("icmp_errors", cpp.icmp_errors, xdp.icmp_errors);
+  compare("icmp_echo_replies", cpp.icmp_echo_replies, xdp.icmp_echo_replies);
   for (int reason = 0; reason < kDropReasonCount; ++reason) {
     compare("drops." + std::string(drop_reason_name(static_cast<DropReason>(reason))),
             cpp.drops[reason], xdp.drops[reason]);

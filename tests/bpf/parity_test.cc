@@ -351,6 +351,22 @@ TEST_F(Parity, IcmpErrors) {
   EXPECT_EQ(totals.icmp_errors, 32u + 4u);
 }
 
+TEST_F(Parity, EchoReplies) {
+  check("echo_to_vip", echo4_frame(kVip4));
+  check("echo_to_any_port_vip", echo4_frame(kVipAnyPort4));
+  check("echo_to_ipv6_vip", echo6_frame(kVip6));
+  check("echo_to_other_address", echo4_frame(kNotVip4));
+  check("echo_to_other_ipv6_address", echo6_frame(kNotVip6));
+  check("timestamp_request_to_vip", echo4_frame(kVip4, 13));
+  check("echo_with_options", echo4_frame(kVip4, 8, 1));
+  check("echo_fragment", echo4_frame(kVip4, 8, 0, 8));
+  check("echo_reply_to_vip", echo4_frame(kVip4, 0));
+
+  PipelineTotals totals;
+  pipeline_.add_to(totals);
+  EXPECT_EQ(totals.icmp_echo_replies, 3u);
+}
+
 TEST_F(Parity, FlowTimeouts) {
   Snapshot snapshot = make_parity_snapshot();
   snapshot.timeouts = {60'000'000'000, 200'000'000, 200'000'000};

@@ -105,8 +105,12 @@ inline std::vector<ParseCase> ipv4_cases() {
   // No UDP VIP exists, so a well-formed UDP datagram goes to the kernel.
   cases.push_back({"ipv4_udp_no_vip", ipv4_with_tcp(udp_datagram(5353, 80), udp_ip),
                    DropReason::kNone, Action::kToKernel});
+  // The load balancer answers echo requests to a VIP; other ICMP to a VIP is the kernel's.
   const Bytes icmp_echo{8, 0, 0xf7, 0xff, 0, 0, 0, 0};
-  cases.push_back({"ipv4_icmp_to_vip", ipv4_with_tcp(icmp_echo, {.protocol = 1}),
+  cases.push_back({"ipv4_icmp_echo_to_vip", ipv4_with_tcp(icmp_echo, {.protocol = 1}),
+                   DropReason::kNone, Action::kForward});
+  const Bytes icmp_timestamp{13, 0, 0xf2, 0xff, 0, 0, 0, 0};
+  cases.push_back({"ipv4_icmp_timestamp_to_vip", ipv4_with_tcp(icmp_timestamp, {.protocol = 1}),
                    DropReason::kNone, Action::kToKernel});
   cases.push_back({"ipv4_not_vip_address", tcp4_frame({}, {.destination = kNotVip4}),
                    DropReason::kNone, Action::kToKernel});
@@ -203,8 +207,11 @@ inline std::vector<ParseCase> ipv6_cases() {
   cases.push_back({"ipv6_udp_cut", ipv6_with(kNextUdp, truncated(udp_datagram(5353, 80), 7)),
                    DropReason::kTruncatedUdp, Action::kDrop});
   const Bytes echo_request{128, 0, 0, 0, 0, 1, 0, 1};
-  cases.push_back({"ipv6_icmpv6_to_vip", ipv6_with(kNextIcmpv6, echo_request), DropReason::kNone,
-                   Action::kToKernel});
+  cases.push_back({"ipv6_icmpv6_echo_to_vip", ipv6_with(kNextIcmpv6, echo_request), DropReason::kNone,
+                   Action::kForward});
+  const Bytes node_information{139, 0, 0, 0, 0, 1, 0, 1};
+  cases.push_back({"ipv6_icmpv6_other_to_vip", ipv6_with(kNextIcmpv6, node_information),
+                   DropReason::kNone, Action::kToKernel});
   cases.push_back({"ipv6_not_vip_address", tcp6_frame({}, {.destination = kNotVip6}),
                    DropReason::kNone, Action::kToKernel});
 

@@ -54,6 +54,11 @@ TEST_P(ParserTable, PipelineVerdict) {
       EXPECT_EQ(output, parse_case.frame) << "a frame for the kernel is left as it was";
       break;
     case Action::kForward: {
+      if (parse(parse_case.frame).packet.icmp_echo_request) {
+        EXPECT_EQ(counters.icmp_echo_replies.get(), 1u) << "answered by the load balancer";
+        EXPECT_EQ(verdict.backend, Verdict::kNoSlot);
+        break;
+      }
       EXPECT_EQ(counters.forwarded.get(), 1u);
       const bool ipv6 = parse(parse_case.frame).packet.family == 6;
       EXPECT_EQ(verdict.backend >= kFirstIpv6Slot, ipv6) << "backend slot " << verdict.backend;

@@ -318,6 +318,45 @@ inline Bytes icmp6_error_frame(uint8_t type, uint8_t code, uint8_t quoted_next_h
   return ethernet_frame(kEtherTypeIpv6, ipv6_packet({.source = kRouter6, .destination = kVip6}, kNextIcmpv6, icmp));
 }
 
+// ---- ICMP echo ---------------------------------------------------------------------------
+
+// An ICMP or ICMPv6 message of `type` with identifier 0x1234, sequence 7, 32 bytes of payload
+// and a correct checksum, summed over `pseudo_header` too (ICMPv6).
+inline Bytes echo_message(uint8_t type, const Bytes& pseudo_header = {}) {
+  Bytes icmp{type, 0, 0, 0, 0x12, 0x34, 0x00, 0x07};
+  for (int i = 0; i < 32; ++i) icmp.push_back(static_cast<uint8_t>(i));
+  Bytes summed = pseudo_header;
+  summed.insert(summed.end(), icmp.begin(), icmp.end());
+  const uint16_t checksum = static_cast<uint16_t>(~ones_complement_sum(summed.data(), summed.size()));
+  icmp[2] = static_cast<uint8_t>(checksum >> 8);
+  icmp[3] = static_cast<uint8_t>(checksum);
+  return icmp;
+}
+
+// The ICMPv6 pseudo-header (RFC 8200 section 8.1) for a message of `length` bytes.
+inline Bytes pseudo_header6(const Ipv6& source, const Ipv6& destination, uint32_t length) {
+  Bytes out(source.begin(), source.end());
+  out.insert(out.end(), destination.begin(), destination.end());
+  append32(out, length);
+  append32(out, kNextIcmpv6);
+  return out;
+}
+
+// An echo request (or another message of `type`) from the client to `destination`.
+inline Bytes echo4_frame(const Ipv4& destination, uint8_t type = 8, uint8_t option_words = 0,
+                         uint16_t fragment_offset = 0) {
+  return ethernet_frame(kEtherTypeIpv4, ipv4_packet({.source = kClient4, .destination = destination,
+                                                     .protocol = kNextIcmp, .fragment_offset = fragment_offset,
+                                                     .option_words = option_words},
+                                                    echo_message(type)));
+}
+
+inline Bytes echo6_frame(const Ipv6& destination) {
+  const Bytes icmp = echo_message(128, pseudo_header6(kClient6, destination, 40));
+  return ethernet_frame(kEtherTypeIpv6, ipv6_packet({.source = kClient6, .destination = destination},
+                                                    kNextIcmpv6, icmp));
+}
+
 // ---- Flow keys built from the test's own addresses ----------------------------------------
 
 inline uint16_t network_order16(uint16_t host) {

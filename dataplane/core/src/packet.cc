@@ -22,6 +22,8 @@ constexpr uint8_t kIpv6DestinationOptions = 60;
 constexpr uint32_t kIcmpHeaderSize = 8;  // type, code, checksum and 4 bytes, for both versions
 constexpr uint8_t kIcmpDestinationUnreachable = 3;  // includes fragmentation needed (code 4)
 constexpr uint8_t kIcmpTimeExceeded = 11;
+constexpr uint8_t kIcmpEchoRequest = 8;
+constexpr uint8_t kIcmpv6EchoRequest = 128;
 constexpr uint8_t kIcmpv6DestinationUnreachable = 1;
 constexpr uint8_t kIcmpv6PacketTooBig = 2;
 constexpr uint8_t kIcmpv6TimeExceeded = 3;
@@ -164,6 +166,11 @@ void parse_icmp_error(const Cursor& cursor, ParsedPacket& out) {
   const uint32_t l4 = out.l4_offset;
   if (!cursor.has(l4, kIcmpHeaderSize)) return;
   const uint8_t type = cursor.frame[l4];
+  const uint8_t code = cursor.frame[l4 + 1];
+  if (type == (out.family == 4 ? kIcmpEchoRequest : kIcmpv6EchoRequest) && code == 0) {
+    out.icmp_echo_request = true;
+    return;
+  }
   const bool error = out.family == 4 ? (type == kIcmpDestinationUnreachable || type == kIcmpTimeExceeded)
                                      : (type == kIcmpv6DestinationUnreachable ||
                                         type == kIcmpv6PacketTooBig || type == kIcmpv6TimeExceeded);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "sluice/icmp_reply.h"
 #include "sluice/maglev.h"
 
 namespace sluice {
@@ -39,6 +40,7 @@ void Pipeline::add_to(PipelineTotals& totals) const {
   totals.non_syn_misses += counters_.non_syn_misses.get();
   totals.fragments += counters_.fragments.get();
   totals.icmp_errors += counters_.icmp_errors.get();
+  totals.icmp_echo_replies += counters_.icmp_echo_replies.get();
   totals.busy_cycles += counters_.busy_cycles.get();
   totals.flow_entries += flow_table_.counters().entries;
   totals.flow_capacity += flow_table_.capacity();
@@ -53,7 +55,7 @@ Verdict Pipeline::drop(DropReason reason) {
 Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
                           const EgressPort& egress, uint64_t now_ns) {
   Classified classified;
-  const Verdict verdict = classify(snapshot, packet, classified);
+  const Verdict verdict = classify(snapshot, packet, egress, classified);
   if (classified.vip == nullptr) return verdict;
   return forward(snapshot, packet, classified, egress, now_ns);
 }
@@ -67,7 +69,7 @@ void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> p
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
   for (size_t i = 0; i < count; ++i) {
-    verdicts[i] = classify(snapshot, packets[i], classified[i]);
+    verdicts[i] = classify(snapshot, packets[i], egress, classified[i]);
     if (classified[i].vip != nullptr && !classified[i].parsed.fragment) {
       flow_table_.prefetch_bucket(classified[i].hash);
     }
@@ -85,13 +87,21 @@ void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> p
   }
 }
 
-Verdict Pipeline::classify(const Snapshot& snapshot, const PacketBuffer& packet,
+Verdict Pipeline::classify(const Snapshot& snapshot, PacketBuffer& packet, const EgressPort& egress,
                            Classified& classified) {
   counters_.received.add(1);
 
   const DropReason parse_drop = parse_packet({packet.data, packet.length}, classified.parsed);
   if (parse_drop != DropReason::kNone) return drop(parse_drop);
   const ParsedPacket& parsed = classified.parsed;
+
+  // An echo request to a VIP's address, whatever the VIP's port and protocol, is answered
+  // here: the VIP's address is nowhere else, and a backend would answer from its own.
+  if (parsed.icmp_echo_request && !parsed.fragment && snapshot.is_vip_address(parsed.key) &&
+      write_echo_reply(packet, parsed, egress.mac)) {
+    counters_.icmp_echo_replies.add(1);
+    return Verdict{Action::kForward};
+  }
 
   // Classify: traffic that is not for a VIP (ARP, the host's own addresses, ICMP) belongs to
   // the kernel. An ICMP error about a VIP flow carries that flow's key, so it finds the VIP.

@@ -52,6 +52,7 @@ void Snapshot::index_vips() {
   const IndexEntry free_entry{{0, 0, 0, 0}, 0, 0, 0, -1};
   exact_index_.assign(size, free_entry);
   fragment_index_.assign(size, free_entry);
+  address_index_.assign(size, free_entry);
 
   auto place = [size](std::vector<IndexEntry>& index, const VipKey& key, uint16_t port,
                       int32_t vip, const std::vector<Vip>& all) {
@@ -83,6 +84,7 @@ void Snapshot::index_vips() {
     const VipKey& key = vips[i].key;
     place(exact_index_, key, key.port, static_cast<int32_t>(i), vips);
     place(fragment_index_, key, 0, static_cast<int32_t>(i), vips);
+    place(address_index_, VipKey{key.address, 0, 0}, 0, static_cast<int32_t>(i), vips);
   }
 }
 

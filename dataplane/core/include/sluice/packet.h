@@ -66,6 +66,9 @@ struct ParsedPacket {
   // An ICMP or ICMPv6 error that quotes a TCP or UDP datagram. `key` is then the quoted
   // 5-tuple reversed: the flow, as its client sends it, that the error is about.
   bool icmp_error = false;
+  // An ICMP echo request (type 8) or ICMPv6 echo request (type 128), code 0, with its 8-byte
+  // header present.
+  bool icmp_echo_request = false;
 };
 
 struct ParseResult {

@@ -50,6 +50,7 @@ struct PipelineCounters {
   Counter non_syn_misses;
   Counter fragments;
   Counter icmp_errors;  // ICMP and ICMPv6 errors about a VIP flow, sent to its backend
+  Counter icmp_echo_replies;  // echo requests to a VIP address, answered by the load balancer
   // TSC cycles the worker spent on polls that received packets: receiving, processing and
   // sending them. Divided by `received`, the worker's cost per packet.
   Counter busy_cycles;
@@ -71,6 +72,7 @@ struct PipelineTotals {
   uint64_t non_syn_misses = 0;
   uint64_t fragments = 0;
   uint64_t icmp_errors = 0;
+  uint64_t icmp_echo_replies = 0;
   uint64_t busy_cycles = 0;
   uint64_t flow_entries = 0;
   uint64_t flow_capacity = 0;
@@ -130,7 +132,8 @@ class Pipeline {
     bool new_flow = false;
   };
 
-  Verdict classify(const Snapshot& snapshot, const PacketBuffer& packet, Classified& classified);
+  Verdict classify(const Snapshot& snapshot, PacketBuffer& packet, const EgressPort& egress,
+                   Classified& classified);
   Verdict forward(const Snapshot& snapshot, PacketBuffer& packet, const Classified& classified,
                   const EgressPort& egress, uint64_t now_ns);
   Selection select_for_icmp_error(const Snapshot& snapshot, const Vip& vip,

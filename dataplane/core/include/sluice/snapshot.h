@@ -69,6 +69,12 @@ struct Snapshot {
   // headers, so one rule for both keeps a datagram's fragments on one backend.
   const Vip* find_fragment_vip(const sluice_flow_key& key) const;
 
+  // Returns whether the key's destination address is the address of some VIP, whatever its
+  // port and protocol: the load balancer answers echo requests to it.
+  bool is_vip_address(const sluice_flow_key& key) const {
+    return lookup(key.dst, key.family, 0, 0, address_index_) != nullptr;
+  }
+
   // Returns whether a flow entry still points at a backend that may serve it.
   bool backend_accepts_flow(uint32_t slot, uint32_t uid) const {
     if (slot >= backends.size()) return false;
@@ -91,6 +97,7 @@ struct Snapshot {
 
   std::vector<IndexEntry> exact_index_;     // (address, port, protocol)
   std::vector<IndexEntry> fragment_index_;  // (address, protocol), port field 0
+  std::vector<IndexEntry> address_index_;   // (address), port and protocol fields 0
 };
 
 }  // namespace sluice
