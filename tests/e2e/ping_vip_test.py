@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Ping a VIP through the test bed: the load balancer answers echo requests to the VIP itself.
+
+Brings the test bed up with the chosen data plane, sends 5 echo requests from the client
+namespace to the VIP 203.0.113.10 with ping, and checks that all 5 replies came back from the
+VIP and that sluiced counted them as icmp_echo_replies. The test bed is removed at the end,
+even when the test fails.
+"""
+import argparse
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+TESTBED = os.path.join(REPO, "tools", "testbed")
+VIP = "203.0.113.10"
+STATS = "/run/sluice-testbed/stats.json"
+PID_FILE = "/run/sluice-testbed/sluiced.pid"
+REQUESTS = 5
+
+
+def run(*args, check=True, timeout=300):
+    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
+    if check and result.returncode != 0:
+        raise RuntimeError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout,
+                                                         result.stderr))
+    return result
+
+
+def echo_replies():
+    """sluiced's icmp_echo_replies, from a stats file written on request (SIGUSR1)."""
+    before = os.stat(STATS).st_mtime_ns if os.path.exists(STATS) else 0
+    with open(PID_FILE) as f:
+        os.kill(int(f.read().strip()), signal.SIGUSR1)
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        if os.path.exists(STATS) and os.stat(STATS).st_mtime_ns != before:
+            break
+        time.sleep(0.05)
+    with open(STATS) as f:
+        return json.load(f)["icmp_echo_replies"]
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--dataplane", default="dpdk", choices=["dpdk", "xdp"])
+    args = parser.parse_args()
+    if os.geteuid() != 0:
+        sys.exit("FAIL: this test needs root (network namespaces, DPDK and XDP)")
+
+    failures = []
+
+    def check(condition, message):
+        print(("ok: " if condition else "FAIL: ") + message)
+        if not condition:
+            failures.append(message)
+
+    try:
+        run(TESTBED, "up", "--dataplane", args.dataplane, "--backends", "1")
+        before = echo_replies()
+        ping = run("ip", "netns", "exec", "sl-client", "ping", "-n", "-c", str(REQUESTS), "-i", "0.2", "-W", "2",
+                   VIP, check=False, timeout=30)
+        print(ping.stdout.strip())
+        received = re.search(r"(\d+) received", ping.stdout)
+        check(received is not None and int(received.group(1)) == REQUESTS,
+              "%d of %d echo requests answered" % (int(received.group(1)) if received else 0, REQUESTS))
+        check("from %s" % VIP in ping.stdout, "the replies come from the VIP %s" % VIP)
+        replies = echo_replies() - before
+        check(replies == REQUESTS, "sluiced counted %d echo replies" % replies)
+    except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
+        failures.append(str(error))
+        print("FAIL: %s" % error)
+    finally:
+        run(TESTBED, "down", check=False)
+
+    if failures:
+        print("%d failure(s)" % len(failures))
+        return 1
+    print("PASSED: ping %s through the %s data plane" % (VIP, args.dataplane))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
