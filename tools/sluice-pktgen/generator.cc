@@ -178,7 +178,11 @@ TrialResult Generator::run(double rate_pps, double seconds, uint64_t count, doub
     }
     const uint16_t port = ports_.tx[next_port];
     next_port = (next_port + 1) % ports_.tx.size();
-    const uint16_t sent = rte_eth_tx_burst(port, 0, mbufs, burst);
+    uint16_t sent = rte_eth_tx_burst(port, 0, mbufs, burst);
+    while (retry_ && sent < burst && !stop.load(std::memory_order_relaxed)) {
+      receive(result, latency, rte_get_tsc_cycles());
+      sent += rte_eth_tx_burst(port, 0, mbufs + sent, burst - sent);
+    }
     for (uint16_t i = sent; i < burst; ++i) result.sent_bytes -= mbufs[i]->pkt_len;
     if (sent < burst) rte_pktmbuf_free_bulk(mbufs + sent, burst - sent);
     result.offered += burst;

@@ -60,6 +60,10 @@ class Generator {
   TrialResult run(double rate_pps, double seconds, uint64_t count, double drain_ms,
                   const std::atomic<bool>& stop);
 
+  // With retry, a TX queue that rejects packets gets them again until it takes them, so
+  // every offered packet is sent: a lossless link, for tests that must deliver a count.
+  void set_retry(bool retry) { retry_ = retry; }
+
  private:
   Generator(const GeneratorPorts& ports, const TrafficSpec& spec,
             std::vector<std::vector<uint8_t>> frames);
@@ -73,6 +77,7 @@ class Generator {
   rte_mempool* pool_ = nullptr;
   std::vector<uint16_t> started_;
   uint64_t sequence_ = 0;
+  bool retry_ = false;
   uint64_t tsc_base_ = 0;
   double ns_per_cycle_ = 0;
 };

@@ -53,6 +53,7 @@ struct Options {
   double loss_tolerance = 0;
   uint32_t sweep = 0;
   bool json = false;
+  bool retry = false;
 };
 
 // "max", "2000000", "2.5M" or "800k" packets per second; 0 means as fast as possible.
@@ -271,6 +272,7 @@ int main(int argc, char** argv) {
   app.add_option("--sweep", options.sweep, "trials at 1/N .. N/N of the maximum rate")
       ->check(CLI::Range(0, 100));
   app.add_flag("--json", options.json, "print the report as one JSON object");
+  app.add_flag("--retry", options.retry, "offer rejected packets again until the TX queue takes them");
 
   std::vector<char*> rest{argv[0]};
   for (int i = eal_used + 1; i < argc; ++i) rest.push_back(argv[i]);
@@ -308,6 +310,7 @@ int main(int argc, char** argv) {
     if (!generator) {
       std::fprintf(stderr, "sluice-pktgen: %s\n", generator.error().c_str());
     } else {
+      (*generator)->set_retry(options.retry);
       rc = run(**generator, options, *rate);
     }
   }
