@@ -190,6 +190,42 @@ static __always_inline struct sluice_lb_flow *find_flow(const struct sluice_flow
     return entry;
 }
 
+/* The flood guard's count of the current one-second window, per CPU as each worker's is. */
+struct flood_window {
+    __u64 start_ns;
+    __u64 inserts;
+};
+
+struct {
+    __uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+    __uint(max_entries, 1);
+    __type(key, __u32);
+    __type(value, struct flood_window);
+} sl_lb_flood SEC(".maps");
+
+/* As Pipeline::admit_new_entry: at most options->new_flow_limit new entries per second on
+ * this CPU, so that a flood of new flows cannot evict established ones. */
+static __always_inline int admit_new_entry(const struct sluice_lb_options *options,
+                                           struct sluice_lb_counters *counters, __u64 now_ns)
+{
+    if (options->new_flow_limit == 0)
+        return 1;
+    __u32 zero_key = 0;
+    struct flood_window *window = bpf_map_lookup_elem(&sl_lb_flood, &zero_key);
+    if (!window)
+        return 1; /* not reached: a one-entry array always has its entry */
+    if (now_ns - window->start_ns >= 1000000000ull) {
+        window->start_ns = now_ns;
+        window->inserts = 0;
+    }
+    if (window->inserts >= options->new_flow_limit) {
+        counters->new_flows_limited++;
+        return 0;
+    }
+    window->inserts++;
+    return 1;
+}
+
 static __always_inline void insert_flow(const struct sluice_flow_key *key, __u32 backend,
                                         __u64 expires_ns, __u32 flags)
 {
@@ -226,6 +262,8 @@ static __always_inline struct selection select_tcp_backend(const struct sluice_l
         __u32 uid = backend_uid(selection.backend);
         selection.new_flow = !entry || entry->backend != selection.backend || entry->backend_uid != uid ||
                              (entry->flags & SLUICE_LB_FLOW_CLOSING) != 0;
+        if (!entry && !admit_new_entry(options, counters, now_ns))
+            return selection;
         insert_flow(&packet->key, selection.backend, now_ns + options->tcp_timeout_ns, 0);
         return selection;
     }
@@ -245,6 +283,8 @@ static __always_inline struct selection select_tcp_backend(const struct sluice_l
     counters->non_syn_misses++;
     selection.backend = pick_from_table(vip, hash);
     if (selection.backend == SLUICE_LB_NO_BACKEND)
+        return selection;
+    if (!admit_new_entry(options, counters, now_ns))
         return selection;
     __u64 timeout = closing ? options->tcp_closing_timeout_ns : options->tcp_timeout_ns;
     insert_flow(&packet->key, selection.backend, now_ns + timeout, closing ? SLUICE_LB_FLOW_CLOSING : 0);
@@ -272,8 +312,10 @@ static __always_inline struct selection select_backend(const struct sluice_lb_vi
     selection.backend = pick_from_table(vip, hash);
     if (selection.backend == SLUICE_LB_NO_BACKEND)
         return selection;
-    insert_flow(&packet->key, selection.backend, expires_ns, 0);
     selection.new_flow = 1;
+    if (!admit_new_entry(options, counters, now_ns))
+        return selection;
+    insert_flow(&packet->key, selection.backend, expires_ns, 0);
     return selection;
 }
 

@@ -74,6 +74,8 @@ struct sluice_lb_options {
     __u8 source_ipv4_family;      /* 4, or 0 when no IPv4 source is set */
     __u8 source_ipv6_family;      /* 6, or 0 when no IPv6 source is set */
     __u8 next_hop_mac[6];         /* destination MAC of forwarded frames; all zero: unknown */
+    __u32 new_flow_limit;         /* new flow entries per second per CPU; 0: no limit */
+    __u32 pad;
 };
 
 /* Value of the egress hash map (sl_lb_egress), keyed by the receiving interface's ifindex
@@ -117,6 +119,7 @@ struct sluice_lb_counters {
     __u64 fragments;
     __u64 icmp_errors;       /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
     __u64 icmp_echo_replies; /* echo requests to a VIP address, answered here */
+    __u64 new_flows_limited; /* new flows forwarded without an entry: the limit was reached */
     __u64 drops[SLUICE_DROP_COUNT]; /* indexed by enum sluice_drop_reason; entry 0 stays 0 */
 };
 
@@ -130,10 +133,10 @@ SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_flow_key) == 40, "flow key layout")
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_vip_key) == 24, "VIP key layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_vip) == 12, "VIP layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_backend) == 24, "backend layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 56, "options layout");
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 64, "options layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_egress) == 16, "egress layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_flow) == 24, "flow entry layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (7 + SLUICE_DROP_COUNT),
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (8 + SLUICE_DROP_COUNT),
                         "counters layout");
 
 #endif /* SLUICE_BPF_BALANCER_ABI_H */

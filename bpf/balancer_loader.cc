@@ -214,6 +214,7 @@ sluice_lb_options make_options(const Snapshot& snapshot) {
   options.tcp_closing_timeout_ns = snapshot.timeouts.tcp_closing_ns;
   options.udp_timeout_ns = snapshot.timeouts.udp_ns;
   options.seed = snapshot.seed;
+  options.new_flow_limit = snapshot.new_flow_limit;
   // The family is copied as it is, so a source of the wrong family fails encapsulation as
   // unsupported_encapsulation, as encap.cc does.
   std::memcpy(&options.source_ipv4, snapshot.source_ipv4.bytes.data(), 4);
@@ -543,6 +544,7 @@ PipelineTotals Balancer::totals() const {
       totals.fragments += cpu.fragments;
       totals.icmp_errors += cpu.icmp_errors;
       totals.icmp_echo_replies += cpu.icmp_echo_replies;
+      totals.new_flows_limited += cpu.new_flows_limited;
       for (int reason = 0; reason < kDropReasonCount; ++reason) {
         totals.drops[reason] += cpu.drops[reason];
       }

@@ -95,6 +95,7 @@ std::string config_to_yaml(const Config& config) {
   out << YAML::Key << "seed" << YAML::Value << config.seed;
   out << YAML::Key << "flow_table" << YAML::Value << YAML::BeginMap;
   out << YAML::Key << "size" << YAML::Value << config.flow_table_size;
+  out << YAML::Key << "new_flow_limit_per_s" << YAML::Value << config.new_flow_limit;
   out << YAML::Key << "tcp_timeout_s" << YAML::Value << config.timeouts.tcp_ns / 1'000'000'000;
   out << YAML::Key << "tcp_closing_timeout_s" << YAML::Value
       << config.timeouts.tcp_closing_ns / 1'000'000'000;

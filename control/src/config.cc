@@ -471,7 +471,12 @@ void parse_lb(const YAML::Node& node, Config& config) {
 }
 
 void parse_flow_table(const YAML::Node& node, Config& config) {
-  check_keys(node, "flow_table", {"size", "tcp_timeout_s", "tcp_closing_timeout_s", "udp_timeout_s"});
+  check_keys(node, "flow_table",
+             {"size", "tcp_timeout_s", "tcp_closing_timeout_s", "udp_timeout_s", "new_flow_limit_per_s"});
+  if (node["new_flow_limit_per_s"]) {
+    config.new_flow_limit = static_cast<uint32_t>(
+        unsigned_integer(node["new_flow_limit_per_s"], "flow_table.new_flow_limit_per_s", 0, 1'000'000'000));
+  }
   if (node["size"]) {
     config.flow_table_size =
         static_cast<uint32_t>(unsigned_integer(node["size"], "flow_table.size", 1024, 1u << 28));

@@ -61,6 +61,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
   snapshot->source_ipv6 = config.source_ipv6;
   snapshot->next_hop_mac = next_hop;
   snapshot->timeouts = config.timeouts;
+  snapshot->new_flow_limit = config.new_flow_limit;
 
   for (const VipConfig& vip_config : config.vips) {
     if (!next.vip_slots.contains(vip_config.key)) {

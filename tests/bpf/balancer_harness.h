@@ -265,6 +265,7 @@ inline std::string totals_difference(const PipelineTotals& cpp, const PipelineTo
   compare("fragments", cpp.fragments, xdp.fragments);
   compare("icmp_errors", cpp.icmp_errors, xdp.icmp_errors);
   compare("icmp_echo_replies", cpp.icmp_echo_replies, xdp.icmp_echo_replies);
+  compare("new_flows_limited", cpp.new_flows_limited, xdp.new_flows_limited);
   for (int reason = 0; reason < kDropReasonCount; ++reason) {
     compare("drops." + std::string(drop_reason_name(static_cast<DropReason>(reason))),
             cpp.drops[reason], xdp.drops[reason]);

@@ -367,6 +367,25 @@ TEST_F(Parity, EchoReplies) {
   EXPECT_EQ(totals.icmp_echo_replies, 3u);
 }
 
+TEST_F(Parity, NewFlowLimit) {
+  // Both data planes admit 3 new entries in the second and forward the rest without one; the
+  // test's frames all fall within one second on both.
+  Snapshot limited = make_parity_snapshot();
+  limited.new_flow_limit = 3;
+  apply(limited);
+  for (int flow = 0; flow < 10; ++flow) {
+    check("limited_syn_" + std::to_string(flow), tcp4_frame({.source_port = static_cast<uint16_t>(47000 + flow)}));
+  }
+  for (int flow = 0; flow < 10; ++flow) {
+    check("limited_ack_" + std::to_string(flow),
+          tcp4_frame({.source_port = static_cast<uint16_t>(47000 + flow), .flags = kAck}));
+  }
+  check("limited_udp", ipv4_with_tcp(udp_datagram(47100, 53), {.protocol = kNextUdp}));
+  PipelineTotals totals;
+  pipeline_.add_to(totals);
+  EXPECT_EQ(totals.new_flows_limited, 7u + 7u + 1u) << "7 SYNs, then the 7 ACKs that missed, then the UDP flow";
+}
+
 TEST_F(Parity, FlowTimeouts) {
   Snapshot snapshot = make_parity_snapshot();
   snapshot.timeouts = {60'000'000'000, 200'000'000, 200'000'000};

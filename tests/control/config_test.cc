@@ -159,6 +159,7 @@ seed: 1234
 flow_table:
   size: 4096
   tcp_timeout_s: 120
+  new_flow_limit_per_s: 100000
 vips:
   - address: 203.0.113.10
     port: 80

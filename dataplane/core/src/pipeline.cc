@@ -41,10 +41,28 @@ void Pipeline::add_to(PipelineTotals& totals) const {
   totals.fragments += counters_.fragments.get();
   totals.icmp_errors += counters_.icmp_errors.get();
   totals.icmp_echo_replies += counters_.icmp_echo_replies.get();
+  totals.new_flows_limited += counters_.new_flows_limited.get();
   totals.busy_cycles += counters_.busy_cycles.get();
   totals.flow_entries += flow_table_.counters().entries;
   totals.flow_capacity += flow_table_.capacity();
   totals.flow_evictions += flow_table_.counters().evictions;
+}
+
+// The flood guard: new entries beyond snapshot.new_flow_limit in one second are refused, so
+// that a flood of new flows cannot evict the entries of established ones. Fixed one-second
+// windows, as in the XDP program.
+bool Pipeline::admit_new_entry(const Snapshot& snapshot, uint64_t now_ns) {
+  if (snapshot.new_flow_limit == 0) return true;
+  if (now_ns - limit_window_start_ns_ >= 1'000'000'000) {
+    limit_window_start_ns_ = now_ns;
+    limit_window_inserts_ = 0;
+  }
+  if (limit_window_inserts_ >= snapshot.new_flow_limit) {
+    counters_.new_flows_limited.add(1);
+    return false;
+  }
+  ++limit_window_inserts_;
+  return true;
 }
 
 Verdict Pipeline::drop(DropReason reason) {
@@ -189,10 +207,11 @@ Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip
 
   selection.backend = pick_from_table(vip, select_hash);
   if (selection.backend == Verdict::kNoSlot) return selection;
+  selection.new_flow = true;
+  if (!admit_new_entry(snapshot, now_ns)) return selection;
   entry = flow_table_.insert(parsed.key, hash, expires, now_ns);
   entry->backend = selection.backend;
   entry->backend_uid = snapshot.backends[selection.backend].uid;
-  selection.new_flow = true;
   return selection;
 }
 
@@ -212,6 +231,7 @@ Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const
     const uint32_t uid = snapshot.backends[selection.backend].uid;
     selection.new_flow = entry == nullptr || entry->backend != selection.backend ||
                          entry->backend_uid != uid || (entry->flags & kFlowClosing) != 0;
+    if (entry == nullptr && !admit_new_entry(snapshot, now_ns)) return selection;
     entry = flow_table_.insert(parsed.key, hash, now_ns + snapshot.timeouts.tcp_ns, now_ns);
     entry->backend = selection.backend;
     entry->backend_uid = uid;
@@ -233,6 +253,7 @@ Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const
   counters_.non_syn_misses.add(1);
   selection.backend = pick_from_table(vip, select_hash);
   if (selection.backend == Verdict::kNoSlot) return selection;
+  if (!admit_new_entry(snapshot, now_ns)) return selection;
   const uint64_t timeout = closing ? snapshot.timeouts.tcp_closing_ns : snapshot.timeouts.tcp_ns;
   entry = flow_table_.insert(parsed.key, hash, now_ns + timeout, now_ns);
   entry->backend = selection.backend;

@@ -114,6 +114,7 @@ struct Config {
   NextHopConfig next_hop;
   uint32_t seed = 0;
   uint32_t flow_table_size = 65536;  // entries per worker
+  uint32_t new_flow_limit = 0;       // new flow entries per second per worker; 0: no limit
   FlowTimeouts timeouts;
   std::vector<VipConfig> vips;
 

@@ -51,6 +51,9 @@ struct PipelineCounters {
   Counter fragments;
   Counter icmp_errors;  // ICMP and ICMPv6 errors about a VIP flow, sent to its backend
   Counter icmp_echo_replies;  // echo requests to a VIP address, answered by the load balancer
+  // New flows forwarded without a flow entry, because the worker had reached the new-flow
+  // limit of the current second.
+  Counter new_flows_limited;
   // TSC cycles the worker spent on polls that received packets: receiving, processing and
   // sending them. Divided by `received`, the worker's cost per packet.
   Counter busy_cycles;
@@ -73,6 +76,7 @@ struct PipelineTotals {
   uint64_t fragments = 0;
   uint64_t icmp_errors = 0;
   uint64_t icmp_echo_replies = 0;
+  uint64_t new_flows_limited = 0;
   uint64_t busy_cycles = 0;
   uint64_t flow_entries = 0;
   uint64_t flow_capacity = 0;
@@ -145,9 +149,12 @@ class Pipeline {
                                const ParsedPacket& parsed, uint32_t hash, uint32_t select_hash,
                                uint64_t now_ns);
   Verdict drop(DropReason reason);
+  bool admit_new_entry(const Snapshot& snapshot, uint64_t now_ns);
 
   FlowTable flow_table_;
   PipelineCounters counters_;
+  uint64_t limit_window_start_ns_ = 0;  // the second that the new-flow limit counts in
+  uint64_t limit_window_inserts_ = 0;
 };
 
 }  // namespace sluice

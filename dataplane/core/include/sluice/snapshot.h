@@ -53,6 +53,9 @@ struct Snapshot {
   IpAddress source_ipv6;  // outer source for IPv6 backends
   MacAddress next_hop_mac;
   FlowTimeouts timeouts;
+  // Flood guard: at most this many new flow entries per second on each worker; 0 for no
+  // limit. Packets of flows beyond it are still forwarded, from the Maglev table.
+  uint32_t new_flow_limit = 0;
   std::vector<BackendSlot> backends;  // indexed by backend slot
   std::vector<Vip> vips;
 
