@@ -93,6 +93,43 @@ TEST(Traffic, RandomOrderStaysInRangeAndCoversFlows) {
   EXPECT_EQ(seen.size(), 100u);
 }
 
+TEST(Traffic, HostPrefixSendsFromItsOwnAddress) {
+  TrafficSpec spec = spec_with(1000);
+  spec.clients = {IpPrefix::parse("192.0.2.7/32").value()};
+  ASSERT_TRUE(validate(spec));
+  FrameBuilder builder(spec);
+  uint8_t frame[kMaxFrameSize];
+  for (uint64_t i = 0; i < 1000; ++i) {
+    builder.build(i, 0, frame);
+    ASSERT_EQ(IpAddress::v4(frame + 14 + 12).to_string(), "192.0.2.7") << "packet " << i;
+  }
+  spec.flows = 64512 + 1;  // one more than the ports of one address
+  EXPECT_FALSE(validate(spec));
+}
+
+TEST(Traffic, Ipv6HostPrefixSendsFromItsOwnAddress) {
+  TrafficSpec spec = spec_with(10);
+  spec.vips = {{IpAddress::parse("2001:db8::10").value(), 80, kProtocolTcp}};
+  spec.clients = {IpPrefix::parse("2001:db8:1::5/128").value()};
+  FrameBuilder builder(spec);
+  uint8_t frame[kMaxFrameSize];
+  builder.build(3, 0, frame);
+  EXPECT_EQ(IpAddress::v6(frame + 14 + 8).to_string(), "2001:db8:1::5");
+}
+
+TEST(Traffic, EveryKindVisitsEveryFlow) {
+  TrafficSpec spec = spec_with(100);
+  spec.vips.push_back({IpAddress::parse("203.0.113.11").value(), 53, kProtocolUdp});
+  ASSERT_TRUE(parse_mix("ack=6,syn=3,udp=1", spec));
+  FrameBuilder builder(spec);
+  std::set<uint64_t> flows_by_kind[3];
+  for (uint64_t i = 0; i < 1000; ++i) {
+    const PacketKind kind = builder.kind_of(i);
+    flows_by_kind[static_cast<int>(kind)].insert(builder.flow_of(i));
+  }
+  for (const auto& flows : flows_by_kind) EXPECT_EQ(flows.size(), 100u);
+}
+
 TEST(Traffic, StampRoundTrips) {
   FrameBuilder builder(spec_with(4));
   uint8_t frame[kMaxFrameSize];

@@ -55,8 +55,10 @@ Status wait_for_link(uint16_t port_id, double timeout_s) {
     rte_eth_link link{};
     if (rte_eth_link_get_nowait(port_id, &link) == 0 && link.link_status == RTE_ETH_LINK_UP) return {};
     if (rte_get_tsc_cycles() > deadline) {
-      return Error{"port " + std::to_string(port_id) + ": the link is still down after " +
-                   std::to_string(timeout_s) + " s (is the peer running?)"};
+      char seconds[32];
+      std::snprintf(seconds, sizeof(seconds), "%g", timeout_s);
+      return Error{"port " + std::to_string(port_id) + ": the link is still down after " + seconds +
+                   " s (is the peer running?)"};
     }
     rte_delay_ms(10);
   }
@@ -122,8 +124,15 @@ uint16_t Generator::receive_burst(TrialResult& result, LatencyHistogram& latency
   if (count == 0) return 0;
   const uint64_t ceiling = static_cast<uint64_t>(kLatencyCeilingSeconds * rte_get_tsc_hz());
   const uint64_t stamp_now = (now - tsc_base_) & kStampMask;
+  uint16_t counted = 0;
   for (uint16_t i = 0; i < count; ++i) {
     const rte_mbuf* mbuf = mbufs[i];
+    // Only IP frames, VLAN-tagged or not, count: ARP, LLDP and the like on a real link are
+    // not ours.
+    const uint8_t* frame = rte_pktmbuf_mtod(mbuf, const uint8_t*);
+    const uint16_t ether_type = mbuf->data_len >= 14 ? static_cast<uint16_t>((frame[12] << 8) | frame[13]) : 0;
+    if (ether_type != 0x0800 && ether_type != 0x86dd && ether_type != 0x8100 && ether_type != 0x88a8) continue;
+    ++counted;
     result.received_bytes += mbuf->pkt_len;
     // Replayed frames carry no stamp of ours.
     if (!frames_.empty() || mbuf->nb_segs != 1) continue;
@@ -131,7 +140,7 @@ uint16_t Generator::receive_burst(TrialResult& result, LatencyHistogram& latency
     const uint64_t cycles = (stamp_now - stamp) & kStampMask;
     if (cycles < ceiling) latency.record(static_cast<uint64_t>(static_cast<double>(cycles) * ns_per_cycle_));
   }
-  result.received += count;
+  result.received += counted;
   rte_pktmbuf_free_bulk(mbufs, count);
   return count;
 }

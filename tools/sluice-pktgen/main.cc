@@ -196,7 +196,8 @@ int run(sluice::pktgen::Generator& generator, const Options& options, double rat
   if (options.search) {
     double low = 0;
     double high = max_pps;
-    zero_loss = 0;
+    // A first trial without loss already ran at the highest rate.
+    zero_loss = first.loss() <= options.loss_tolerance && first.received > 0 ? max_pps : 0;
     for (uint32_t step = 0; step < options.search_steps && !stop_requested; ++step) {
       const double middle = (low + high) / 2;
       const TrialResult result = trial("search", middle);

@@ -44,12 +44,19 @@ uint16_t fold(uint32_t sum) {
   return static_cast<uint16_t>(~sum);
 }
 
+// Clients use the prefix's addresses except its first (and in IPv4 its last, the broadcast
+// address), unless the prefix is too short to spare them: a /32, /31 or /128 uses all.
+bool skips_first_address(const IpPrefix& prefix) {
+  const uint32_t bits = (prefix.base.is_v4() ? 32 : 128) - prefix.length;
+  return prefix.base.is_v4() ? bits >= 2 : bits >= 1;
+}
+
 uint32_t host_count(const IpPrefix& prefix) {
   const uint32_t bits = (prefix.base.is_v4() ? 32 : 128) - prefix.length;
   if (bits >= 32) return UINT32_MAX;
-  // Leave out the prefix's first address (and in IPv4 its last, the broadcast address).
-  const uint64_t count = (uint64_t{1} << bits) - (prefix.base.is_v4() ? 2 : 1);
-  return static_cast<uint32_t>(std::max<uint64_t>(count, 1));
+  const uint64_t all = uint64_t{1} << bits;
+  if (!skips_first_address(prefix)) return static_cast<uint32_t>(all);
+  return static_cast<uint32_t>(all - (prefix.base.is_v4() ? 2 : 1));
 }
 
 Result<uint64_t> parse_number(std::string_view text, const std::string& field) {
@@ -187,7 +194,9 @@ FrameBuilder::FrameBuilder(const TrafficSpec& spec, uint64_t random_seed)
 }
 
 uint64_t FrameBuilder::flow_of(uint64_t sequence) {
-  if (!spec_.random_order) return sequence % spec_.flows;
+  // Each kind walks through all the flows on its own, so that every flow sees every kind of
+  // the mix, whatever the mix's cycle and the flow count have in common.
+  if (!spec_.random_order) return kind_sequence_[static_cast<int>(kind_of(sequence))]++ % spec_.flows;
   // xorshift64, then a multiply-shift that maps 32 random bits onto [0, flows).
   random_state_ ^= random_state_ << 13;
   random_state_ ^= random_state_ >> 7;
@@ -201,7 +210,7 @@ FrameBuilder::Endpoint FrameBuilder::client_of(uint64_t flow, uint8_t family) co
     if (candidate.base.family == family) prefix = &candidate;
   }
   const uint32_t hosts = host_count(*prefix);
-  const uint32_t host = 1 + static_cast<uint32_t>(flow % hosts);
+  const uint32_t host = (skips_first_address(*prefix) ? 1 : 0) + static_cast<uint32_t>(flow % hosts);
   Endpoint endpoint{prefix->base, static_cast<uint16_t>(kFirstClientPort + (flow / hosts) % kClientPorts)};
   // Add the host number to the address's last 32 bits.
   uint8_t* last = endpoint.address.bytes.data() + (family == 4 ? 0 : 12);
@@ -212,8 +221,10 @@ FrameBuilder::Endpoint FrameBuilder::client_of(uint64_t flow, uint8_t family) co
 }
 
 const VipKey& FrameBuilder::vip_of(uint64_t flow, PacketKind kind) const {
+  // A multiplicative hash of the flow picks the VIP, so that VIPs and client addresses (also
+  // chosen from the flow number) do not pair up when their counts share a factor.
   const auto& vips = kind == PacketKind::kUdp ? udp_vips_ : tcp_vips_;
-  return *vips[flow % vips.size()];
+  return *vips[((flow * 0x9e3779b97f4a7c15ULL) >> 32) % vips.size()];
 }
 
 uint32_t FrameBuilder::build(uint64_t sequence, uint64_t stamp, uint8_t* out) {

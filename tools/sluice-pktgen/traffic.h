@@ -65,7 +65,8 @@ class FrameBuilder {
   // length without FCS. `stamp` goes into the last kStampSize bytes.
   uint32_t build(uint64_t sequence, uint64_t stamp, uint8_t* out);
 
-  // The flow that packet `sequence` belongs to, and that flow's tuple.
+  // The flow of packet `sequence`. In sequential order each kind takes the flows in turn, so
+  // call it once per packet, in sequence order.
   uint64_t flow_of(uint64_t sequence);
   PacketKind kind_of(uint64_t sequence) const { return kinds_[sequence % kinds_.size()]; }
 
@@ -82,6 +83,7 @@ class FrameBuilder {
   std::vector<const VipKey*> tcp_vips_;
   std::vector<const VipKey*> udp_vips_;
   uint64_t random_state_;
+  uint64_t kind_sequence_[3] = {0, 0, 0};  // packets built so far of each kind
 };
 
 // Reads the 48-bit timestamp at the end of a frame.

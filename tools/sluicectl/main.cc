@@ -118,7 +118,7 @@ void add_vip_commands(CLI::App& app, Arguments& arguments, Action& action) {
       ->type_name("N")
       ->check(validator(sluice::ctl::check_table_size));
   add->add_option("--check", arguments.check,
-                  "health check of the VIP's backends; not configurable in sluiced yet")
+                  "health check of the VIP's backends, with the default interval, timeout, rise and fall")
       ->type_name("tcp|http:PATH|udp|none")
       ->check(validator(sluice::ctl::check_health_check));
   add->add_option("--persistence", arguments.persistence,
