@@ -2,20 +2,16 @@
 
 #include <cstring>
 
+#include "byte_order.h"
 #include "sluice/dataplane_abi.h"
 
 namespace sluice {
 namespace {
 
-void store_be16(uint8_t* p, uint16_t value) {
-  p[0] = static_cast<uint8_t>(value >> 8);
-  p[1] = static_cast<uint8_t>(value);
-}
-
 void write_outer_ipv4(uint8_t* outer, const uint8_t* inner, const ParsedPacket& parsed,
                       const EncapsulationParams& params) {
   // The header is written as five 32-bit words in memory order. Its checksum (RFC 791) is
-  // the one's complement sum of those words as the CPU holds them, because that sum does
+  // the one's complement sum of those words as the CPU loads them, because that sum does
   // not depend on byte order (RFC 1071, section 2). So nothing is byte-swapped, and the
   // header is never read back, which would stall on the stores just made.
   const uint16_t total_length = static_cast<uint16_t>(kIpv4HeaderSize + parsed.l3_length);

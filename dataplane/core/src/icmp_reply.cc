@@ -2,19 +2,14 @@
 
 #include <cstring>
 
+#include "byte_order.h"
+
 namespace sluice {
 namespace {
 
 constexpr uint8_t kReplyTtl = 64;
 constexpr uint8_t kIcmpEchoReply = 0;
 constexpr uint8_t kIcmpv6EchoReply = 129;
-
-uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
-
-void store_be16(uint8_t* p, uint16_t value) {
-  p[0] = static_cast<uint8_t>(value >> 8);
-  p[1] = static_cast<uint8_t>(value);
-}
 
 // Updates the checksum at `checksum` for one 16-bit word that changes from `old_word` to
 // `new_word`: HC' = ~(~HC + ~m + m'), RFC 1624 equation 3.

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "byte_order.h"
+
 namespace sluice {
 namespace {
 
@@ -27,8 +29,6 @@ constexpr uint8_t kIcmpv6EchoRequest = 128;
 constexpr uint8_t kIcmpv6DestinationUnreachable = 1;
 constexpr uint8_t kIcmpv6PacketTooBig = 2;
 constexpr uint8_t kIcmpv6TimeExceeded = 3;
-
-uint16_t load_be16(const uint8_t* p) { return static_cast<uint16_t>((p[0] << 8) | p[1]); }
 
 // A read-only cursor over the frame. Every header read goes through has(), so no step can
 // read past the end of the frame (or of the IP datagram, once `limit` shrinks to it).
