@@ -425,8 +425,8 @@ int sluice_balancer(struct xdp_md *ctx)
     if (drop != SLUICE_DROP_NONE)
         return drop_packet(counters, drop);
 
-    /* An echo request to a VIP's address, whatever the VIP's port and protocol, is answered
-     * here and leaves through the interface it came in on. */
+    /* The load balancer replies to an echo request to a VIP's address, whatever the VIP's
+     * port and protocol. The reply leaves through the interface the request came in on. */
     if (packet.icmp_echo_request && !packet.fragment && is_vip_address(&packet)) {
         __u32 ingress = ctx->ingress_ifindex;
         struct sluice_lb_egress *port = bpf_map_lookup_elem(&sl_lb_egress, &ingress);
@@ -452,8 +452,8 @@ int sluice_balancer(struct xdp_md *ctx)
         vip_counters->bytes += packet.frame_length;
     }
 
-    /* The flow hash goes into the outer header; the backend is picked with it, or with the
-     * client's address alone for a VIP with client persistence. */
+    /* The flow hash goes into the outer header. It also picks the backend, unless the VIP has
+     * client persistence, where the hash of the client's address alone does. */
     __u32 hash = sluice_flow_hash(&packet.key, options->seed);
     __u32 select_hash = vip->persistence == SLUICE_PERSISTENCE_CLIENT ? sluice_client_hash(&packet.key, options->seed)
                                                                        : hash;

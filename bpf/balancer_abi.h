@@ -118,7 +118,7 @@ struct sluice_lb_counters {
     __u64 non_syn_misses;
     __u64 fragments;
     __u64 icmp_errors;       /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
-    __u64 icmp_echo_replies; /* echo requests to a VIP address, answered here */
+    __u64 icmp_echo_replies; /* echo replies sent for requests to a VIP address */
     __u64 new_flows_limited; /* new flows forwarded without an entry: the limit was reached */
     __u64 drops[SLUICE_DROP_COUNT]; /* indexed by enum sluice_drop_reason; entry 0 stays 0 */
 };

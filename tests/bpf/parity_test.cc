@@ -368,8 +368,8 @@ TEST_F(Parity, EchoReplies) {
 }
 
 TEST_F(Parity, NewFlowLimit) {
-  // Both data planes admit 3 new entries in the second and forward the rest without one; the
-  // test's frames all fall within one second on both.
+  // Both data planes admit 3 new entries in the second and forward the rest without one. The
+  // test's frames all fall within one second, so both count in the same window.
   Snapshot limited = make_parity_snapshot();
   limited.new_flow_limit = 3;
   apply(limited);

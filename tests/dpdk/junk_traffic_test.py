@@ -4,9 +4,10 @@
 sluiced runs as a net_memif server; sluice-pktgen connects as the client, three times:
   1. 1000 TCP ACKs to the VIP, which must all come back encapsulated; the mempool's in-use
      count afterwards is the baseline;
-  2. 10,000,000 frames replayed from a pcap of junk: bad IHL, truncated IPv4, TCP and UDP
-     headers, TTL 1, zero-length UDP, ICMP errors about unknown flows, frames for addresses
-     that are not VIPs, an IPv6 frame whose payload length runs past the frame;
+  2. 10,000,000 frames replayed from a pcap of junk. It contains bad IHL, truncated IPv4, TCP
+     and UDP headers, TTL 1, zero-length UDP, and ICMP errors about unknown flows. It also
+     contains frames for addresses that are not VIPs, and an IPv6 frame whose payload length
+     runs past the frame;
   3. the 1000 ACKs again, which must all come back.
 The mempool's in-use count must then equal the baseline (no mbuf leaked), and the drop
 counters must have grown under the expected reasons.
@@ -62,7 +63,7 @@ def junk_frames():
     bad_ihl[14] = 0x43  # IHL 3
     frames.append(bytes(bad_ihl))
     frames.append(raw[:14 + 12])                      # truncated IPv4 header
-    frames.append(raw[:14 + 20 + 10])                 # truncated TCP header (total length says more)
+    frames.append(raw[:14 + 20 + 10])                 # truncated TCP header (the total length is larger)
     short_tcp = ether / IP(src="192.0.2.7", dst=VIP, proto=6) / Raw(b"\0" * 10)
     frames.append(bytes(short_tcp))                   # TCP header cut short inside the datagram
     short_udp = ether / IP(src="192.0.2.7", dst=VIP, proto=17) / Raw(b"\0" * 4)

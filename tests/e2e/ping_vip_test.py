@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""Ping a VIP through the test bed: the load balancer answers echo requests to the VIP itself.
+"""Ping a VIP through the test bed: the load balancer itself replies to echo requests to the VIP.
 
 Brings the test bed up with the chosen data plane, sends 5 echo requests from the client
 namespace to the VIP 203.0.113.10 with ping, and checks that all 5 replies came back from the

@@ -23,9 +23,9 @@ using sluice::Verdict;
 constexpr uint32_t kHeadroom = 128;
 constexpr uint64_t kNowNs = 1'000'000'000;
 
-void require(bool condition, const char* what) {
+void require(bool condition, const char* invariant) {
   if (!condition) {
-    std::fprintf(stderr, "pipeline_fuzzer: invariant broken: %s\n", what);
+    std::fprintf(stderr, "pipeline_fuzzer: invariant broken: %s\n", invariant);
     std::abort();
   }
 }

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """sluice-pktgen on DPDK's net_pcap, checked with scapy as an independent decoder.
 
-- Built frames: every frame sluice-pktgen writes is decoded by scapy and checked: MACs, the
-  VIPs and client prefixes, the kind sequence of the mix, frame sizes (IMIX and the growth of
-  small IPv6 frames), flow count, IPv4 and L4 checksums, and the trailing timestamp.
+- Built frames: scapy decodes every frame that sluice-pktgen writes. The test checks the MACs,
+  the VIPs and client prefixes, the kind sequence of the mix, and the frame sizes (IMIX, and
+  the growth of small IPv6 frames). It also checks the flow count, the IPv4 and L4 checksums,
+  and the trailing timestamp.
 - Counts: the number of frames in the TX pcap equals the `sent` figure of the report, and the
   `received` figure equals the number of frames in the RX pcap that net_pcap replays to it.
 - Replay: --pcap sends the file's frames unchanged, in order, in a loop.
@@ -95,11 +96,12 @@ def test_built_frames(binary, work):
         check(frame[Ether].src == "02:00:00:00:aa:01" and frame[Ether].dst == "02:00:00:00:bb:02",
               where + ": MACs %s -> %s" % (frame[Ether].src, frame[Ether].dst))
         ip = frame[IP] if IP in frame else frame[IPv6]
-        wanted = imix[i % len(imix)] - 4
+        expected_size = imix[i % len(imix)] - 4
         ip_size = 20 if IP in frame else 40
         l4_size = 8 if UDP in frame else 20
         header = 14 + ip_size + l4_size + 6
-        check(len(frame) == max(wanted, header), where + ": %d bytes, expected %d" % (len(frame), max(wanted, header)))
+        check(len(frame) == max(expected_size, header),
+              where + ": %d bytes, expected %d" % (len(frame), max(expected_size, header)))
         if UDP in frame:
             window.append("udp")
             check(ip.dst == "203.0.113.12" and frame[UDP].dport == 53,

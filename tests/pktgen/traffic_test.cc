@@ -71,7 +71,7 @@ TEST(Traffic, ValidateNamesWhatIsMissing) {
   spec = spec_with(10);
   spec.vips = {{IpAddress::parse("2001:db8::10").value(), 80, kProtocolTcp}};
   EXPECT_NE(validate(spec).error().find("client prefix"), std::string::npos);
-  spec = spec_with(254ull * 64512 + 1);  // one more than a /24 holds
+  spec = spec_with(254ull * 64512 + 1);  // one more than a /24 has room for
   EXPECT_NE(validate(spec).error().find("room for"), std::string::npos);
 }
 

@@ -1,4 +1,4 @@
-// Echo requests to a VIP's address are answered by the load balancer, with valid checksums.
+// The load balancer replies to echo requests to a VIP's address, with valid checksums.
 #include <gtest/gtest.h>
 
 #include "sluice/pipeline.h"

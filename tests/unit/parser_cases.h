@@ -105,7 +105,7 @@ inline std::vector<ParseCase> ipv4_cases() {
   // No UDP VIP exists, so a well-formed UDP datagram goes to the kernel.
   cases.push_back({"ipv4_udp_no_vip", ipv4_with_tcp(udp_datagram(5353, 80), udp_ip),
                    DropReason::kNone, Action::kToKernel});
-  // The load balancer answers echo requests to a VIP; other ICMP to a VIP is the kernel's.
+  // The load balancer replies to echo requests to a VIP. Other ICMP to a VIP goes to the kernel.
   const Bytes icmp_echo{8, 0, 0xf7, 0xff, 0, 0, 0, 0};
   cases.push_back({"ipv4_icmp_echo_to_vip", ipv4_with_tcp(icmp_echo, {.protocol = 1}),
                    DropReason::kNone, Action::kForward});

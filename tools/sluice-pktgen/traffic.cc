@@ -194,8 +194,8 @@ FrameBuilder::FrameBuilder(const TrafficSpec& spec, uint64_t random_seed)
 }
 
 uint64_t FrameBuilder::flow_of(uint64_t sequence) {
-  // Each kind walks through all the flows on its own, so that every flow sees every kind of
-  // the mix, whatever the mix's cycle and the flow count have in common.
+  // Each kind walks through all the flows on its own, so that every flow receives every kind
+  // of the mix, whatever factor the mix's cycle and the flow count have in common.
   if (!spec_.random_order) return kind_sequence_[static_cast<int>(kind_of(sequence))]++ % spec_.flows;
   // xorshift64, then a multiply-shift that maps 32 random bits onto [0, flows).
   random_state_ ^= random_state_ << 13;

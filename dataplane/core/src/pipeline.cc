@@ -113,8 +113,8 @@ Verdict Pipeline::classify(const Snapshot& snapshot, PacketBuffer& packet, const
   if (parse_drop != DropReason::kNone) return drop(parse_drop);
   const ParsedPacket& parsed = classified.parsed;
 
-  // An echo request to a VIP's address, whatever the VIP's port and protocol, is answered
-  // here: the VIP's address is nowhere else, and a backend would answer from its own.
+  // The load balancer replies to an echo request to a VIP's address, whatever the VIP's port
+  // and protocol, because no other host has that address: a backend would reply from its own.
   if (parsed.icmp_echo_request && !parsed.fragment && snapshot.is_vip_address(parsed.key) &&
       write_echo_reply(packet, parsed, egress.mac)) {
     counters_.icmp_echo_replies.add(1);

@@ -7,11 +7,11 @@
 
 namespace sluice {
 
-// Turns an ICMP or ICMPv6 echo request into its echo reply, in place: the MACs and IP
-// addresses swapped (the frame goes back to the router it came from, from `source_mac`), TTL
-// or hop limit 64, type 0 or 129, and the checksums updated incrementally (RFC 1624). The
-// payload and VLAN tags stay. Returns false, changing nothing, for a request this does not
-// answer: IPv4 with options or IPv6 with extension headers.
+// Turns an ICMP or ICMPv6 echo request into its echo reply, in place. The frame goes back to
+// the router it came from, from `source_mac`, with the IP addresses swapped, TTL or hop limit
+// 64, and type 0 or 129. The checksums are updated incrementally (RFC 1624), and the payload
+// and VLAN tags stay. Returns false, changing nothing, for IPv4 with options or IPv6 with
+// extension headers.
 bool write_echo_reply(PacketBuffer& packet, const ParsedPacket& parsed, const MacAddress& source_mac);
 
 }  // namespace sluice

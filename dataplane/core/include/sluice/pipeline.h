@@ -50,7 +50,7 @@ struct PipelineCounters {
   Counter non_syn_misses;
   Counter fragments;
   Counter icmp_errors;  // ICMP and ICMPv6 errors about a VIP flow, sent to its backend
-  Counter icmp_echo_replies;  // echo requests to a VIP address, answered by the load balancer
+  Counter icmp_echo_replies;  // echo replies sent for requests to a VIP address
   // New flows forwarded without a flow entry, because the worker had reached the new-flow
   // limit of the current second.
   Counter new_flows_limited;

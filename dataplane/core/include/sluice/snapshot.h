@@ -73,7 +73,7 @@ struct Snapshot {
   const Vip* find_fragment_vip(const sluice_flow_key& key) const;
 
   // Returns whether the key's destination address is the address of some VIP, whatever its
-  // port and protocol: the load balancer answers echo requests to it.
+  // port and protocol. The load balancer replies to echo requests to such an address.
   bool is_vip_address(const sluice_flow_key& key) const {
     return lookup(key.dst, key.family, 0, 0, address_index_) != nullptr;
   }
