@@ -1,9 +1,13 @@
 /* sluice-decap: XDP program that removes the outer IP header of IP-in-IP
- * packets sent to a local address, so a backend without the ipip or sit
- * module receives the inner packet.
+ * packets, and the outer IP and UDP headers of GUE packets, sent to a local
+ * address, so a backend without the ipip, sit or fou module receives the
+ * inner packet.
  *
  * Accepted outer/inner pairs: IPv4 protocol 4 (IPv4), IPv4 protocol 41
- * (IPv6), IPv6 next header 41 (IPv6), IPv6 next header 4 (IPv4). Up to two
+ * (IPv6), IPv6 next header 41 (IPv6), IPv6 next header 4 (IPv4). GUE is UDP
+ * to the GUE port (sluice_decap_gue_port) over IPv4 or IPv6 with checksum 0,
+ * in variant 1: the UDP payload is an IPv4 or IPv6 packet, told apart by its
+ * version field. Up to two
  * VLAN tags (802.1Q or 802.1ad) may precede the outer header. The Ethernet
  * header and its tags are kept, and its last EtherType is set to the inner
  * family. Every other packet is returned with XDP_PASS unchanged. The program
@@ -44,7 +48,12 @@ struct {
     __type(value, __u64);
 } SLUICE_DECAP_COUNTERS_MAP SEC(".maps");
 
+/* GUE's UDP destination port, network byte order; the loader sets it before
+ * loading. */
+volatile const __be16 sluice_decap_gue_port = 0;
+
 #define MAX_VLAN_TAGS 2
+#define UDP_HEADER_LENGTH 8
 #define IPV4_MIN_HEADER_LENGTH 20
 #define IPV6_HEADER_LENGTH 40
 
@@ -150,6 +159,34 @@ static __always_inline void mark_inner_ce(__u8 *header, __u8 version)
     ip->check = ~fold_checksum(sum);
 }
 
+/* Parses the UDP header of a GUE packet at udp, whose length from the outer IP
+ * header is udp_length. Returns -1 and completes outer when it is GUE variant
+ * 1 to the GUE port, or the counter for a packet that is passed unchanged. */
+static __always_inline int parse_gue(const __u8 *udp, void *data_end, __u32 udp_length,
+                                     struct outer_header *outer)
+{
+    if ((void *)(udp + UDP_HEADER_LENGTH + 1) > data_end)
+        return SLUICE_DECAP_PASSED_MALFORMED;
+    if (*(const __be16 *)(udp + 2) != sluice_decap_gue_port || sluice_decap_gue_port == 0)
+        return SLUICE_DECAP_PASSED_NOT_IPIP;
+    if (bpf_ntohs(*(const __be16 *)(udp + 4)) != udp_length)
+        return SLUICE_DECAP_PASSED_MALFORMED;
+    if (*(const __u16 *)(udp + 6) != 0)
+        return SLUICE_DECAP_PASSED_GUE_CHECKSUM;
+
+    /* Variant 1 starts with the inner IP version: 4 or 6. A GUE header
+     * (variant 0) starts with the bits 00 and is not handled here. */
+    __u8 version = udp[UDP_HEADER_LENGTH] >> 4;
+    if (version == 4)
+        outer->inner_protocol = IPPROTO_IPIP;
+    else if (version == 6)
+        outer->inner_protocol = IPPROTO_IPV6;
+    else
+        return SLUICE_DECAP_PASSED_NOT_IPIP;
+    outer->header_length += UDP_HEADER_LENGTH;
+    return -1;
+}
+
 /* Parses an outer IPv4 header at ip. Returns -1 and fills outer when the
  * packet is local IP-in-IP with a valid outer header, or returns the counter
  * to increment for a packet that is passed unchanged. */
@@ -160,7 +197,7 @@ static __always_inline int parse_outer_ipv4(struct iphdr *ip, void *data_end,
         return SLUICE_DECAP_PASSED_MALFORMED;
     if (ip->version != 4 || ip->ihl < 5)
         return SLUICE_DECAP_PASSED_MALFORMED;
-    if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_IPV6)
+    if (ip->protocol != IPPROTO_IPIP && ip->protocol != IPPROTO_IPV6 && ip->protocol != IPPROTO_UDP)
         return SLUICE_DECAP_PASSED_NOT_IPIP;
     if (!is_local_address(SLUICE_DECAP_FAMILY_IPV4, &ip->daddr, 4))
         return SLUICE_DECAP_PASSED_NOT_LOCAL;
@@ -185,6 +222,11 @@ static __always_inline int parse_outer_ipv4(struct iphdr *ip, void *data_end,
     outer->packet_length = total_length;
     outer->ecn = ip->tos & ECN_MASK;
     outer->inner_protocol = ip->protocol;
+    if (ip->protocol == IPPROTO_UDP) {
+        /* header_length is 20..60; the mask shows the verifier the bound. */
+        const __u8 *udp = (const __u8 *)ip + (header_length & 0x3f);
+        return parse_gue(udp, data_end, total_length - header_length, outer);
+    }
     return -1;
 }
 
@@ -201,6 +243,7 @@ static __always_inline int parse_outer_ipv6(struct ipv6hdr *ip6, void *data_end,
     switch (ip6->nexthdr) {
     case IPPROTO_IPIP:
     case IPPROTO_IPV6:
+    case IPPROTO_UDP:
         break;
     case IPPROTO_HOPOPTS:
     case IPPROTO_ROUTING:
@@ -230,6 +273,8 @@ static __always_inline int parse_outer_ipv6(struct ipv6hdr *ip6, void *data_end,
     outer->packet_length = IPV6_HEADER_LENGTH + payload_length;
     outer->ecn = read_ecn((const __u8 *)ip6, 6);
     outer->inner_protocol = ip6->nexthdr;
+    if (ip6->nexthdr == IPPROTO_UDP)
+        return parse_gue((const __u8 *)(ip6 + 1), data_end, payload_length, outer);
     return -1;
 }
 

@@ -53,21 +53,23 @@ typedef __u8 sluice_decap_address_value;
     X(SLUICE_DECAP_DECAPSULATED_IPV6, decapsulated_ipv6,                                         \
       "outer header removed, inner packet is IPv6")                                              \
     X(SLUICE_DECAP_PASSED_NOT_IPIP, passed_not_ipip,                                             \
-      "not IPv4 or IPv6 carrying IP-in-IP, or more than two VLAN tags")                          \
+      "not IP-in-IP or GUE, or more than two VLAN tags")                                     \
     X(SLUICE_DECAP_PASSED_NOT_LOCAL, passed_not_local,                                           \
-      "IP-in-IP to an outer destination that is not a local address")                            \
+      "IP-in-IP or UDP to an outer destination that is not local")                             \
     X(SLUICE_DECAP_PASSED_MALFORMED, passed_malformed,                                           \
       "truncated or invalid Ethernet, VLAN, outer or inner IP header")                           \
     X(SLUICE_DECAP_PASSED_BAD_CHECKSUM, passed_bad_checksum,                                     \
-      "local IP-in-IP whose outer IPv4 header checksum is wrong")                                \
+      "local IP-in-IP or GUE whose outer IPv4 checksum is wrong")                                  \
     X(SLUICE_DECAP_PASSED_FRAGMENT, passed_fragment,                                             \
-      "local IP-in-IP whose outer IPv4 packet is a fragment")                                    \
+      "local IP-in-IP or GUE whose outer IPv4 packet is a fragment")                                    \
     X(SLUICE_DECAP_PASSED_IPV6_EXTENSION_HEADER, passed_ipv6_extension_header,                   \
       "outer IPv6 whose next header is an extension header, not inspected")                      \
     X(SLUICE_DECAP_PASSED_ECN_CE_NOT_ECT, passed_ecn_ce_not_ect,                                 \
       "outer ECN is CE but the inner packet is not ECN-capable (RFC 6040 says drop)")            \
     X(SLUICE_DECAP_PASSED_ADJUST_HEAD_FAILED, passed_adjust_head_failed,                         \
-      "bpf_xdp_adjust_head failed, packet left as it was")
+      "bpf_xdp_adjust_head failed, packet left as it was")                                       \
+    X(SLUICE_DECAP_PASSED_GUE_CHECKSUM, passed_gue_checksum,                                     \
+      "GUE with a UDP checksum, left to the kernel (Sluice sends checksum 0)")
 
 #define SLUICE_DECAP_COUNTER_ENUMERATOR_(id, name, description) id,
 enum sluice_decap_counter {

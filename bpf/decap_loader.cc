@@ -348,13 +348,14 @@ DecapProgram::DecapProgram(DecapProgram&&) noexcept = default;
 DecapProgram& DecapProgram::operator=(DecapProgram&&) noexcept = default;
 DecapProgram::~DecapProgram() = default;
 
-Result<DecapProgram> DecapProgram::load() {
+Result<DecapProgram> DecapProgram::load(std::uint16_t gue_port) {
     LibbpfLogCapture capture;
 
     std::unique_ptr<struct sluice_decap, SkeletonDeleter> skeleton(sluice_decap__open());
     if (!skeleton) {
         return make_error(errno, "opening the embedded decap BPF object", capture.text());
     }
+    skeleton->rodata->sluice_decap_gue_port = htons(gue_port);
     if (int err = sluice_decap__load(skeleton.get()); err < 0) {
         return make_error(-err, "loading the decap BPF program into the kernel", capture.text());
     }
@@ -462,7 +463,8 @@ Result<std::vector<IpAddress>> interface_addresses(const std::string& interface)
     return addresses;
 }
 
-Result<> attach(const std::string& interface, XdpMode mode, std::span<const IpAddress> local_addresses) {
+Result<> attach(const std::string& interface, XdpMode mode, std::span<const IpAddress> local_addresses,
+                std::uint16_t gue_port) {
     std::vector<IpAddress> addresses(local_addresses.begin(), local_addresses.end());
     if (addresses.empty()) {
         Result<std::vector<IpAddress>> configured = interface_addresses(interface);
@@ -482,7 +484,7 @@ Result<> attach(const std::string& interface, XdpMode mode, std::span<const IpAd
                                 std::to_string(SLUICE_DECAP_MAX_LOCAL_ADDRESSES)};
     }
 
-    Result<DecapProgram> program = DecapProgram::load();
+    Result<DecapProgram> program = DecapProgram::load(gue_port);
     if (!program) {
         return program.error();
     }

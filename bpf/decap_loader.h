@@ -92,13 +92,18 @@ struct DecapCounters {
     static std::string_view description(sluice_decap_counter counter);
 };
 
+// GUE's UDP destination port unless told otherwise, as in sluiced
+// (SLUICE_GUE_DEFAULT_PORT).
+inline constexpr std::uint16_t kDefaultGuePort = 6080;
+
 // The decap program and its maps, loaded into the kernel. Destroying it
 // closes the file descriptors, but an attachment made with attach() stays.
 class DecapProgram {
 public:
-    // Opens the embedded BPF object and loads it into the kernel. Needs
-    // CAP_BPF and CAP_NET_ADMIN (in practice: root).
-    static Result<DecapProgram> load();
+    // Opens the embedded BPF object and loads it into the kernel, taking GUE
+    // on UDP port gue_port (0: no GUE). Needs CAP_BPF and CAP_NET_ADMIN (in
+    // practice: root).
+    static Result<DecapProgram> load(std::uint16_t gue_port = kDefaultGuePort);
 
     DecapProgram(DecapProgram&&) noexcept;
     DecapProgram& operator=(DecapProgram&&) noexcept;
@@ -140,7 +145,8 @@ Result<std::vector<IpAddress>> interface_addresses(const std::string& interface)
 // Loads the program, adds the local addresses and attaches it. An empty
 // address list means every address of the interface at this moment. The
 // map is not updated when addresses change later.
-Result<> attach(const std::string& interface, XdpMode mode, std::span<const IpAddress> local_addresses);
+Result<> attach(const std::string& interface, XdpMode mode, std::span<const IpAddress> local_addresses,
+                std::uint16_t gue_port = kDefaultGuePort);
 
 // Detaches the sluice-decap program from the interface. Fails without
 // changing anything when no XDP program or a different one is attached.

@@ -300,6 +300,33 @@ Bytes outer_ipv6(const Bytes& inner, Ipv6Address destination = backend_ipv6, std
                         .traffic_class = traffic_class});
 }
 
+// GUE variant 1 from the load balancer: UDP to the GUE port, checksum 0 unless given, whose
+// payload is the inner packet.
+Bytes gue_udp_header(const Bytes& inner, std::uint16_t port = 6080, std::uint16_t checksum = 0) {
+    Bytes header;
+    append_u16(header, 49999);
+    append_u16(header, port);
+    append_u16(header, static_cast<std::uint16_t>(8 + inner.size()));
+    append_u16(header, checksum);
+    return header;
+}
+
+Bytes outer_ipv4_gue(const Bytes& inner, std::uint16_t port = 6080, std::uint16_t checksum = 0) {
+    return join({ipv4_header({.protocol = protocol_udp,
+                              .source = load_balancer_ipv4,
+                              .destination = backend_ipv4,
+                              .payload_length = 8 + inner.size()}),
+                 gue_udp_header(inner, port, checksum)});
+}
+
+Bytes outer_ipv6_gue(const Bytes& inner, std::uint16_t port = 6080) {
+    return join({ipv6_header({.next_header = protocol_udp,
+                              .source = load_balancer_ipv6,
+                              .destination = backend_ipv6,
+                              .payload_length = 8 + inner.size()}),
+                 gue_udp_header(inner, port)});
+}
+
 std::string hex(const Bytes& bytes) {
     std::string text;
     char digits[4];
@@ -400,6 +427,64 @@ protected:
 
     std::optional<DecapProgram> program_;
 };
+
+TEST_F(DecapProgramTest, GueIsStrippedForEveryFamilyPair) {
+    Bytes inner4 = inner_ipv4_udp();
+    Bytes inner6 = inner_ipv6_udp();
+    expect_decapsulated(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4), inner4}),
+                        join({ethernet_header(ethertype_ipv4), inner4}), SLUICE_DECAP_DECAPSULATED_IPV4);
+    expect_decapsulated(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner6), inner6}),
+                        join({ethernet_header(ethertype_ipv6), inner6}), SLUICE_DECAP_DECAPSULATED_IPV6);
+    expect_decapsulated(join({ethernet_header(ethertype_ipv6), outer_ipv6_gue(inner6), inner6}),
+                        join({ethernet_header(ethertype_ipv6), inner6}), SLUICE_DECAP_DECAPSULATED_IPV6);
+    expect_decapsulated(join({ethernet_header(ethertype_ipv6), outer_ipv6_gue(inner4), inner4}),
+                        join({ethernet_header(ethertype_ipv4), inner4}), SLUICE_DECAP_DECAPSULATED_IPV4);
+    expect_decapsulated(
+        join({ethernet_header(ethertype_ipv6, {{0x8100, 0x0064}}), outer_ipv6_gue(inner4), inner4}),
+        join({ethernet_header(ethertype_ipv4, {{0x8100, 0x0064}}), inner4}), SLUICE_DECAP_DECAPSULATED_IPV4);
+}
+
+TEST_F(DecapProgramTest, UdpThatIsNotGuePassesUntouched) {
+    Bytes inner4 = inner_ipv4_udp();
+    // Another UDP port: a service of the backend's own.
+    expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 53), inner4}),
+                            SLUICE_DECAP_PASSED_NOT_IPIP);
+    expect_passed_untouched(join({ethernet_header(ethertype_ipv6), outer_ipv6_gue(inner4, 6081), inner4}),
+                            SLUICE_DECAP_PASSED_NOT_IPIP);
+    // A GUE header (variant 0) starts with the bits 00 instead of an IP version.
+    Bytes variant0 = join({Bytes{0x00, 0x04, 0x00, 0x00}, inner4});
+    expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(variant0), variant0}),
+                            SLUICE_DECAP_PASSED_NOT_IPIP);
+    // A UDP checksum is left to the kernel, which can verify it.
+    expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 6080, 0x1234), inner4}),
+                            SLUICE_DECAP_PASSED_GUE_CHECKSUM);
+    // A UDP length that disagrees with the IP length.
+    Bytes frame = join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4), inner4});
+    write_u16_at(frame, 14 + 20 + 4, static_cast<std::uint16_t>(8 + inner4.size() - 1));
+    expect_passed_untouched(frame, SLUICE_DECAP_PASSED_MALFORMED);
+}
+
+TEST_F(DecapProgramTest, GuePortIsAnOption) {
+    Result<DecapProgram> loaded = DecapProgram::load(7000);
+    ASSERT_TRUE(loaded.has_value()) << loaded.error().message;
+    program_.emplace(std::move(loaded).value());
+    for (const char* text : {"192.0.2.2", "2001:db8::2"}) {
+        ASSERT_TRUE(program_->add_local_address(IpAddress::parse(text).value()).has_value());
+    }
+    Bytes inner4 = inner_ipv4_udp();
+    expect_decapsulated(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 7000), inner4}),
+                        join({ethernet_header(ethertype_ipv4), inner4}), SLUICE_DECAP_DECAPSULATED_IPV4);
+    expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 6080), inner4}),
+                            SLUICE_DECAP_PASSED_NOT_IPIP);
+
+    // Port 0 turns GUE off.
+    Result<DecapProgram> off = DecapProgram::load(0);
+    ASSERT_TRUE(off.has_value()) << off.error().message;
+    program_.emplace(std::move(off).value());
+    ASSERT_TRUE(program_->add_local_address(IpAddress::parse("192.0.2.2").value()).has_value());
+    Bytes zero_port = join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 0), inner4});
+    expect_passed_untouched(zero_port, SLUICE_DECAP_PASSED_NOT_IPIP);
+}
 
 TEST_F(DecapProgramTest, Ipv4InIpv4IsStripped) {
     Bytes inner = inner_ipv4_udp();

@@ -76,7 +76,7 @@ void print_table(const std::string& interface, const AttachedDecap& attached) {
 }
 
 int run_attach(const std::string& interface, const std::string& mode_text,
-               const std::vector<std::string>& address_texts) {
+               const std::vector<std::string>& address_texts, std::uint16_t gue_port) {
     XdpMode mode = mode_text == "generic" ? XdpMode::generic : XdpMode::native;
 
     std::vector<IpAddress> addresses;
@@ -98,7 +98,7 @@ int run_attach(const std::string& interface, const std::string& mode_text,
         }
     }
 
-    if (Result<> attached = sluice::bpf::attach(interface, mode, addresses); !attached) {
+    if (Result<> attached = sluice::bpf::attach(interface, mode, addresses, gue_port); !attached) {
         spdlog::error("{}", attached.error().message);
         return exit_failure;
     }
@@ -107,7 +107,8 @@ int run_attach(const std::string& interface, const std::string& mode_text,
     for (const IpAddress& address : addresses) {
         address_list += (address_list.empty() ? "" : ", ") + address.to_string();
     }
-    spdlog::info("attached to {} in {} mode, decapsulating for {}", interface, mode_text, address_list);
+    spdlog::info("attached to {} in {} mode, decapsulating for {} (GUE on UDP port {})", interface, mode_text,
+                 address_list, gue_port == 0 ? std::string("off") : std::to_string(gue_port));
     return 0;
 }
 
@@ -143,8 +144,8 @@ int main(int argc, char** argv) {
 
     CLI::App app{
         "Attach, detach and inspect the sluice-decap XDP program, which removes the outer IP header of "
-        "IP-in-IP packets (IPv4 or IPv6 outer, IPv4 or IPv6 inner) sent to a local address and passes the "
-        "inner packet to the kernel. Needs root.",
+        "IP-in-IP and GUE packets (IPv4 or IPv6 outer, IPv4 or IPv6 inner) sent to a local address and "
+        "passes the inner packet to the kernel. Needs root.",
         "sluice-decap"};
     app.require_subcommand(1);
 
@@ -152,6 +153,7 @@ int main(int argc, char** argv) {
     std::string mode_text = "native";
     std::vector<std::string> address_texts;
     bool json = false;
+    std::uint16_t gue_port = sluice::bpf::kDefaultGuePort;
 
     CLI::App* attach = app.add_subcommand(
         "attach", "Load the program and attach it to an interface. It stays attached after this command exits. "
@@ -172,6 +174,11 @@ int main(int argc, char** argv) {
             },
             "ADDRESS"));
 
+    attach
+        ->add_option("--gue-port", gue_port,
+                     "UDP destination port of GUE packets, as sluiced's lb.gue_port; 0 turns GUE off")
+        ->capture_default_str();
+
     CLI::App* detach = app.add_subcommand("detach", "Detach the sluice-decap program from an interface.");
     detach->add_option("interface", interface, "Network interface name")->required();
 
@@ -187,7 +194,7 @@ int main(int argc, char** argv) {
     }
 
     if (attach->parsed()) {
-        return run_attach(interface, mode_text, address_texts);
+        return run_attach(interface, mode_text, address_texts, gue_port);
     }
     if (detach->parsed()) {
         return run_detach(interface);
