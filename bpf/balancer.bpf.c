@@ -1,7 +1,7 @@
 /* sluice_balancer: the XDP load balancer. It runs the steps of sluice::Pipeline::process
  * (dataplane/core/src/pipeline.cc) in the same order, with the same drop reasons and the
  * same output bytes: parse, classify, look up the flow, pick a backend from the VIP's Maglev
- * table, encapsulate in IP-in-IP and count. Frames that are not for a VIP go to the kernel
+ * table, encapsulate (IP-in-IP or GUE) and count. Frames that are not for a VIP go to the kernel
  * with XDP_PASS. tests/bpf/parity_test.cc runs both data planes on one corpus of frames.
  *
  * The loader (balancer_loader.cc) fills the maps from a sluice::Snapshot; balancer_abi.h
@@ -14,6 +14,7 @@
 #include "balancer_abi.h"
 #include "balancer_encap.h"
 #include "balancer_parse.h"
+#include "balancer_too_big.h"
 
 /* The kernel checks this string only before allowing GPL-only helpers, and the program
  * calls none. TODO: replace with the project's license once it has one. */
@@ -489,10 +490,19 @@ int sluice_balancer(struct xdp_md *ctx)
     if (!egress)
         return drop_packet(counters, SLUICE_DROP_NoEgress);
 
-    struct encapsulation params = {options, backend, egress, hash};
-    drop = encapsulate_ipip(ctx, &packet, &params);
-    if (drop != SLUICE_DROP_NONE)
+    struct encapsulation params = {options, backend, egress, hash, vip->encapsulation == SLUICE_ENCAP_GUE};
+    drop = encapsulate(ctx, &packet, &params);
+    if (drop != SLUICE_DROP_NONE) {
+        /* Step 5: a packet too big for the link after encapsulation is answered, as in
+         * Pipeline::forward. The reply goes back out of the receiving interface. */
+        if (drop == SLUICE_DROP_TooBigAfterEncapsulation &&
+            write_too_big_reply(ctx, &packet, egress->source_mac,
+                                egress->mtu - encapsulation_overhead(backend->family, params.gue))) {
+            counters->icmp_too_big_replies++;
+            return XDP_TX;
+        }
         return drop_packet(counters, drop);
+    }
 
     count_backend(backend_slot, (__u64)(ctx->data_end - ctx->data), selection.new_flow);
     counters->forwarded++;

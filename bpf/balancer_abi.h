@@ -49,8 +49,9 @@ struct sluice_lb_vip_key {
 struct sluice_lb_vip {
     __u32 slot;       /* VIP slot: index of its counters and of its Maglev table */
     __u32 table_size; /* entries in the slot's Maglev table; 0 when the VIP has none */
-    __u8 persistence; /* enum sluice_persistence */
-    __u8 pad[3];
+    __u8 persistence;   /* enum sluice_persistence */
+    __u8 encapsulation; /* enum sluice_encapsulation */
+    __u8 pad[2];
 };
 
 /* Value of the backend array (sl_lb_backends), indexed by backend slot. */
@@ -75,7 +76,8 @@ struct sluice_lb_options {
     __u8 source_ipv6_family;      /* 6, or 0 when no IPv6 source is set */
     __u8 next_hop_mac[6];         /* destination MAC of forwarded frames; all zero: unknown */
     __u32 new_flow_limit;         /* new flow entries per second per CPU; 0: no limit */
-    __u32 pad;
+    __u16 gue_port;               /* GUE's outer UDP destination port, network byte order */
+    __u16 pad;
 };
 
 /* Value of the egress hash map (sl_lb_egress), keyed by the receiving interface's ifindex
@@ -119,6 +121,7 @@ struct sluice_lb_counters {
     __u64 fragments;
     __u64 icmp_errors;       /* ICMP and ICMPv6 errors about a VIP flow, sent to its backend */
     __u64 icmp_echo_replies; /* echo replies sent for requests to a VIP address */
+    __u64 icmp_too_big_replies; /* fragmentation needed / packet too big sent to clients */
     __u64 new_flows_limited; /* new flows forwarded without an entry: the limit was reached */
     __u64 drops[SLUICE_DROP_COUNT]; /* indexed by enum sluice_drop_reason; entry 0 stays 0 */
 };
@@ -136,7 +139,7 @@ SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_backend) == 24, "backend layout"
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_options) == 64, "options layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_egress) == 16, "egress layout");
 SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_flow) == 24, "flow entry layout");
-SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (8 + SLUICE_DROP_COUNT),
+SLUICE_LB_STATIC_ASSERT(sizeof(struct sluice_lb_counters) == 8 * (9 + SLUICE_DROP_COUNT),
                         "counters layout");
 
 #endif /* SLUICE_BPF_BALANCER_ABI_H */

@@ -215,6 +215,7 @@ sluice_lb_options make_options(const Snapshot& snapshot) {
   options.udp_timeout_ns = snapshot.timeouts.udp_ns;
   options.seed = snapshot.seed;
   options.new_flow_limit = snapshot.new_flow_limit;
+  options.gue_port = htons(snapshot.gue_port);
   // The family is copied as it is, so a source of the wrong family fails encapsulation as
   // unsupported_encapsulation, as encap.cc does.
   std::memcpy(&options.source_ipv4, snapshot.source_ipv4.bytes.data(), 4);
@@ -423,7 +424,8 @@ Status Balancer::State::program_vips(const Snapshot& snapshot) {
   for (const auto& [bytes, entry] : entries) {
     const auto& [key, vip] = entry;
     const sluice_lb_vip value{vip->slot, static_cast<uint32_t>(vip->maglev.size()),
-                              static_cast<uint8_t>(vip->persistence), {0, 0, 0}};
+                              static_cast<uint8_t>(vip->persistence),
+                              static_cast<uint8_t>(vip->encapsulation), {0, 0}};
     if (int err = bpf_map_update_elem(vips_fd, &key, &value, BPF_ANY); err < 0) {
       return failure("writing the map entry of vip " + vip->key.to_string(), -err);
     }
@@ -544,6 +546,7 @@ PipelineTotals Balancer::totals() const {
       totals.fragments += cpu.fragments;
       totals.icmp_errors += cpu.icmp_errors;
       totals.icmp_echo_replies += cpu.icmp_echo_replies;
+      totals.icmp_too_big_replies += cpu.icmp_too_big_replies;
       totals.new_flows_limited += cpu.new_flows_limited;
       for (int reason = 0; reason < kDropReasonCount; ++reason) {
         totals.drops[reason] += cpu.drops[reason];

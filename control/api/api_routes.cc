@@ -61,6 +61,7 @@ json vip_json(const VipStatus& vip) {
   return {{"vip", vip.key.to_string()},
           {"table_size", vip.table_size},
           {"persistence", vip.persistence == SLUICE_PERSISTENCE_CLIENT ? "client" : "connection"},
+          {"encapsulation", vip.encapsulation == SLUICE_ENCAP_GUE ? "gue" : "ipip"},
           {"changed_slots", vip.changed_slots},
           {"backends", backends}};
 }

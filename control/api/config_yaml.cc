@@ -54,6 +54,7 @@ void emit_lb(YAML::Emitter& out, const Config& config) {
   out << YAML::Key << "lb" << YAML::Value << YAML::BeginMap;
   if (config.source_ipv4.is_set()) out << YAML::Key << "ipv4" << YAML::Value << config.source_ipv4.to_string();
   if (config.source_ipv6.is_set()) out << YAML::Key << "ipv6" << YAML::Value << config.source_ipv6.to_string();
+  out << YAML::Key << "gue_port" << YAML::Value << config.gue_port;
   out << YAML::Key << "next_hop" << YAML::Value << YAML::BeginMap;
   if (config.next_hop.mac) out << YAML::Key << "mac" << YAML::Value << config.next_hop.mac->to_string();
   if (config.next_hop.ipv4.is_set()) {
@@ -109,7 +110,8 @@ std::string config_to_yaml(const Config& config) {
     out << YAML::Key << "port" << YAML::Value << vip.key.port;
     out << YAML::Key << "protocol" << YAML::Value << (vip.key.protocol == kProtocolTcp ? "tcp" : "udp");
     out << YAML::Key << "table_size" << YAML::Value << vip.table_size;
-    out << YAML::Key << "encapsulation" << YAML::Value << "ipip";
+    out << YAML::Key << "encapsulation" << YAML::Value
+        << (vip.encapsulation == SLUICE_ENCAP_GUE ? "gue" : "ipip");
     out << YAML::Key << "persistence" << YAML::Value
         << (vip.persistence == SLUICE_PERSISTENCE_CLIENT ? "client" : "connection");
     if (vip.health_check) emit_health_check(out, *vip.health_check);

@@ -61,6 +61,13 @@ std::string render_metrics(const ControlPlane& control, const health::HealthChec
   totals("sluice_to_kernel_packets_total", "to_kernel", "Packets not for a VIP, handed to the kernel.");
   totals("sluice_non_syn_misses_total", "non_syn_misses",
          "TCP packets other than SYN without a flow entry, served from the Maglev table.");
+  totals("sluice_fragments_total", "fragments", "IP fragments for a VIP, hashed without ports.");
+  totals("sluice_icmp_errors_total", "icmp_errors", "ICMP errors about a VIP flow, sent to its backend.");
+  totals("sluice_icmp_echo_replies_total", "icmp_echo_replies", "Echo replies sent for requests to a VIP.");
+  totals("sluice_icmp_too_big_replies_total", "icmp_too_big_replies",
+         "ICMP fragmentation needed and ICMPv6 packet too big sent for packets too big to encapsulate.");
+  totals("sluice_new_flows_limited_total", "new_flows_limited",
+         "New flows forwarded without a flow entry because the new-flow limit was reached.");
 
   out.family("sluice_drops_total", "counter", "Dropped packets by reason.");
   const nlohmann::json drops = stats.value("drops", nlohmann::json::object());

@@ -223,10 +223,11 @@ void check_vip(const VipConfig& vip, const std::string& path) {
   for (size_t i = 0; i < vip.backends.size(); ++i) {
     const std::string field = join(index(join(path, "backends"), i), "address");
     const IpAddress& backend = vip.backends[i].address;
-    // TODO: IPv4-in-IPv6 would allow IPv6 backends behind IPv4 VIPs.
-    if (backend.family != vip.key.address.family) {
-      fail(field, backend.to_string() + " is not of the VIP's address family (IP-in-IP keeps the "
-                                        "family: IPv4 backends for IPv4 VIPs, IPv6 for IPv6)");
+    // IPv4 datagrams travel in IPv4 or IPv6 (IPv4 in IPv6). IPv6 datagrams travel only in
+    // IPv6, because a router may not fragment them.
+    if (vip.key.address.is_v6() && backend.is_v4()) {
+      fail(field, backend.to_string() + " is IPv4, and an IPv6 VIP needs IPv6 backends (IPv6 "
+                                        "packets are not sent in IPv4)");
     }
     if (backend == vip.key.address) fail(field, backend.to_string() + " is the VIP's own address");
     if (!seen.insert(backend).second) {
@@ -263,7 +264,13 @@ VipConfig parse_vip(const YAML::Node& node, const std::string& path) {
   }
   if (node["encapsulation"]) {
     const std::string text = scalar(node["encapsulation"], join(path, "encapsulation"));
-    if (text != "ipip") fail(join(path, "encapsulation"), "'" + text + "' is not supported (use ipip)");
+    if (text == "ipip") {
+      vip.encapsulation = SLUICE_ENCAP_IPIP;
+    } else if (text == "gue") {
+      vip.encapsulation = SLUICE_ENCAP_GUE;
+    } else {
+      fail(join(path, "encapsulation"), "'" + text + "' is not an encapsulation (use ipip or gue)");
+    }
   }
   if (node["persistence"]) {
     const std::string field = join(path, "persistence");
@@ -365,11 +372,11 @@ DpdkConfig parse_dpdk(const YAML::Node& node, const std::string& path) {
     if (port.device.empty()) fail(join(item, "device"), "empty");
     if (node["ports"][i]["mtu"]) {
       port.mtu = static_cast<uint32_t>(
-          unsigned_integer(node["ports"][i]["mtu"], join(item, "mtu"), 576, 9702));
+          unsigned_integer(node["ports"][i]["mtu"], join(item, "mtu"), SLUICE_MIN_EGRESS_MTU, 9702));
     }
     if (node["ports"][i]["egress_mtu"]) {
       port.egress_mtu = static_cast<uint32_t>(
-          unsigned_integer(node["ports"][i]["egress_mtu"], join(item, "egress_mtu"), 576, 9702));
+          unsigned_integer(node["ports"][i]["egress_mtu"], join(item, "egress_mtu"), SLUICE_MIN_EGRESS_MTU, 9702));
     }
     dpdk.ports.push_back(port);
   }
@@ -442,15 +449,18 @@ XdpConfig parse_xdp(const YAML::Node& node, const std::string& path) {
   }
   if (node["egress_mtu"]) {
     xdp.egress_mtu = static_cast<uint32_t>(
-        unsigned_integer(node["egress_mtu"], join(path, "egress_mtu"), 576, 9702));
+        unsigned_integer(node["egress_mtu"], join(path, "egress_mtu"), SLUICE_MIN_EGRESS_MTU, 9702));
   }
   return xdp;
 }
 
 void parse_lb(const YAML::Node& node, Config& config) {
-  check_keys(node, "lb", {"ipv4", "ipv6", "next_hop"});
+  check_keys(node, "lb", {"ipv4", "ipv6", "gue_port", "next_hop"});
   if (node["ipv4"]) config.source_ipv4 = address(node["ipv4"], "lb.ipv4", 4);
   if (node["ipv6"]) config.source_ipv6 = address(node["ipv6"], "lb.ipv6", 6);
+  if (node["gue_port"]) {
+    config.gue_port = static_cast<uint16_t>(unsigned_integer(node["gue_port"], "lb.gue_port", 1, 65535));
+  }
   if (!node["next_hop"]) fail("lb.next_hop", "missing (give mac, or ipv4 to resolve it)");
   check_keys(node["next_hop"], "lb.next_hop", {"mac", "ipv4"});
   if (node["next_hop"]["mac"]) {
@@ -503,10 +513,18 @@ void check_cross_fields(Config& config) {
     if (!seen.insert(vip.key).second) {
       fail(index("vips", i), "VIP " + vip.key.to_string() + " is defined twice");
     }
-    if (vip.key.address.is_v4() && !config.source_ipv4.is_set()) {
+    // The outer source is of the backend's family. A VIP without backends needs the source of
+    // its own family, because its first backends will most likely be of that family.
+    bool needs_ipv4 = vip.backends.empty() && vip.key.address.is_v4();
+    bool needs_ipv6 = vip.backends.empty() && vip.key.address.is_v6();
+    for (const BackendConfig& backend : vip.backends) {
+      needs_ipv4 = needs_ipv4 || backend.address.is_v4();
+      needs_ipv6 = needs_ipv6 || backend.address.is_v6();
+    }
+    if (needs_ipv4 && !config.source_ipv4.is_set()) {
       fail("lb.ipv4", "missing: VIP " + vip.key.to_string() + " needs an IPv4 outer source address");
     }
-    if (vip.key.address.is_v6() && !config.source_ipv6.is_set()) {
+    if (needs_ipv6 && !config.source_ipv6.is_set()) {
       fail("lb.ipv6", "missing: VIP " + vip.key.to_string() + " needs an IPv6 outer source address");
     }
     backends += vip.backends.size();

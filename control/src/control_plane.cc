@@ -312,7 +312,10 @@ std::vector<VipStatus> ControlPlane::vips() const {
   for (const VipBuildReport& report : last_report_) {
     VipStatus vip{report.key, report.table_size, report.changed_slots, {}};
     for (const VipConfig& configured : config_.vips) {
-      if (configured.key == report.key) vip.persistence = configured.persistence;
+      if (configured.key == report.key) {
+        vip.persistence = configured.persistence;
+        vip.encapsulation = configured.encapsulation;
+      }
     }
     for (const auto& [address, slots] : report.slots_per_backend) {
       BackendStatus backend{address, 0, "removed", slots};

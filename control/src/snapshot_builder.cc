@@ -59,6 +59,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
   snapshot->seed = config.seed;
   snapshot->source_ipv4 = config.source_ipv4;
   snapshot->source_ipv6 = config.source_ipv6;
+  snapshot->gue_port = config.gue_port;
   snapshot->next_hop_mac = next_hop;
   snapshot->timeouts = config.timeouts;
   snapshot->new_flow_limit = config.new_flow_limit;

@@ -42,6 +42,7 @@ nlohmann::json stats_report(const Snapshot& snapshot, const PipelineTotals& tota
           {"fragments", totals.fragments},
           {"icmp_errors", totals.icmp_errors},
           {"icmp_echo_replies", totals.icmp_echo_replies},
+          {"icmp_too_big_replies", totals.icmp_too_big_replies},
           {"new_flows_limited", totals.new_flows_limited},
           {"worker",
            {{"busy_cycles", totals.busy_cycles},

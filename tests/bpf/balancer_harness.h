@@ -61,7 +61,7 @@ inline constexpr uint32_t kVipDns = 2;         // 203.0.113.10:53/udp, table siz
 inline constexpr uint32_t kVipAnyPort = 3;     // 203.0.113.20:0/tcp, table size 1021
 inline constexpr uint32_t kVipAltPort = 4;     // 203.0.113.20:8080/tcp, table size 7
 inline constexpr uint32_t kVipHttps = 5;       // 203.0.113.10:443/tcp, table size 13
-inline constexpr uint32_t kVipMixed = 6;       // 203.0.113.30:80/tcp with an IPv6 backend
+inline constexpr uint32_t kVipMixed = 6;       // 203.0.113.30:80/tcp with an IPv6 backend (IPv4 in IPv6)
 inline constexpr uint32_t kVipNoTable = 7;     // 203.0.113.40:80/tcp without a table
 inline constexpr uint32_t kVipEmptyTable = 700;  // 203.0.113.41:80/tcp, every entry empty
 inline constexpr uint32_t kVipAnyUdp6 = 9;     // [2001:db8::10]:0/udp
@@ -265,6 +265,7 @@ inline std::string totals_difference(const PipelineTotals& cpp, const PipelineTo
   compare("fragments", cpp.fragments, xdp.fragments);
   compare("icmp_errors", cpp.icmp_errors, xdp.icmp_errors);
   compare("icmp_echo_replies", cpp.icmp_echo_replies, xdp.icmp_echo_replies);
+  compare("icmp_too_big_replies", cpp.icmp_too_big_replies, xdp.icmp_too_big_replies);
   compare("new_flows_limited", cpp.new_flows_limited, xdp.new_flows_limited);
   for (int reason = 0; reason < kDropReasonCount; ++reason) {
     compare("drops." + std::string(drop_reason_name(static_cast<DropReason>(reason))),

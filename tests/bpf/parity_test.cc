@@ -416,5 +416,115 @@ TEST_F(Parity, FlowTimeouts) {
   EXPECT_EQ(totals.backends[other].new_flows, 1u) << "the UDP flow after its timeout";
 }
 
+// The outer UDP header of a GUE frame without VLAN tags, whose outer IP header is `ip_size`
+// bytes: (source port, destination port).
+std::pair<uint16_t, uint16_t> gue_ports(const Bytes& frame, size_t ip_size) {
+  if (frame.size() < 14 + ip_size + 8) return {0, 0};
+  return {load16(frame.data() + 14 + ip_size), load16(frame.data() + 14 + ip_size + 2)};
+}
+
+TEST_F(Parity, GueAndIpv4InIpv6) {
+  Snapshot gue = make_parity_snapshot();
+  for (Vip& vip : gue.vips) vip.encapsulation = SLUICE_ENCAP_GUE;
+  gue.gue_port = 6081;
+  apply(gue);
+  std::set<uint16_t> source_ports;
+  for (uint16_t i = 0; i < 16; ++i) {
+    const std::string n = std::to_string(i);
+    const uint16_t port = static_cast<uint16_t>(46000 + i);
+    const Outcome v4 = check("gue_ipv4_" + n, tcp4_frame({.source_port = port, .flags = kSyn}));
+    ASSERT_EQ(v4.action, Action::kForward);
+    EXPECT_EQ(v4.frame[14 + 9], kNextUdp);
+    const auto [source_port, destination_port] = gue_ports(v4.frame, 20);
+    EXPECT_GE(source_port, 49152);
+    EXPECT_EQ(destination_port, 6081);
+    source_ports.insert(source_port);
+
+    const Outcome v6 = check("gue_ipv6_" + n, tcp6_frame({.source_port = port, .flags = kSyn}));
+    ASSERT_EQ(v6.action, Action::kForward);
+    EXPECT_EQ(v6.frame[14 + 6], kNextUdp);
+    EXPECT_EQ(gue_ports(v6.frame, 40).second, 6081);
+
+    // An IPv4 VIP whose backend is IPv6: GUE over IPv6 around the IPv4 datagram.
+    const Outcome mixed = check("gue_ipv4_in_ipv6_" + n,
+                                tcp4_frame({.source_port = port, .flags = kSyn}, {.destination = kVipMixed4}));
+    ASSERT_EQ(mixed.action, Action::kForward);
+    EXPECT_EQ(load16(mixed.frame.data() + 12), kEtherTypeIpv6);
+    EXPECT_EQ(mixed.frame[14 + 6], kNextUdp);
+    EXPECT_EQ(mixed.frame[14 + 48] >> 4, 4) << "the payload is the IPv4 datagram";
+
+    check("gue_udp_" + n, ipv4_with_tcp(udp_datagram(port, 53), {.protocol = kNextUdp}));
+    check("gue_fragment_" + n, ipv4_with_tcp(udp_datagram(port, 53, 40), {.protocol = kNextUdp, .more_fragments = true}));
+    check("gue_vlan_" + n, tcp4_frame({.source_port = port}, {}, {{kTpid8021ad, 0x2064}, {kTpid8021Q, 0xa00c}}));
+    check("gue_ipv4_in_ipv6_vlan_" + n,
+          tcp4_frame({.source_port = port}, {.destination = kVipMixed4}, {{kTpid8021Q, 0x0123}}));
+  }
+  EXPECT_GT(source_ports.size(), 12u) << "flows spread over source ports";
+
+  // IP-in-IP again: IPv4 in IPv6 has next header 4 and EtherType IPv6, behind tags too.
+  apply(make_parity_snapshot());
+  const Outcome mixed = check("ipip_ipv4_in_ipv6", tcp4_frame({.flags = kSyn}, {.destination = kVipMixed4}));
+  ASSERT_EQ(mixed.action, Action::kForward);
+  EXPECT_EQ(load16(mixed.frame.data() + 12), kEtherTypeIpv6);
+  EXPECT_EQ(mixed.frame[14 + 6], 4);
+  check("ipip_ipv4_in_ipv6_vlan", tcp4_frame({.flags = kAck}, {.destination = kVipMixed4}, {{kTpid8021Q, 9}}));
+  check("ipv6_to_ipv4_backend_rejected", tcp6_frame({.flags = kSyn}));  // IPv6 VIP keeps IPv6 backends
+}
+
+// The MTU field of a too-big reply without VLAN tags: ICMP's 16 bits or ICMPv6's 32.
+uint32_t reported_mtu(const Outcome& outcome) {
+  if (outcome.frame.size() < 14 + 48) return 0;
+  const uint8_t* ip = outcome.frame.data() + 14;
+  if ((ip[0] >> 4) == 4) return load16(ip + 20 + 6);
+  return (uint32_t{load16(ip + 40 + 4)} << 16) | load16(ip + 40 + 6);
+}
+
+TEST_F(Parity, TooBigReplies) {
+  const Bytes big4 = tcp4_frame({.flags = kAck, .payload_size = 1500 - 40}, {.dont_fragment = true});
+  const Bytes big6 = tcp6_frame({.flags = kAck, .payload_size = 1500 - 60});
+  const Bytes big_mixed =
+      tcp4_frame({.flags = kAck, .payload_size = 1500 - 40}, {.destination = kVipMixed4, .dont_fragment = true});
+  // A 1500-byte DF packet on a 1500-byte link: 1480 with IPv4 in IPv4, 1460 with IPv6 in
+  // IPv6 and with IPv4 in IPv6.
+  EXPECT_EQ(reported_mtu(check("ipv4_in_ipv4", big4)), 1480u);
+  EXPECT_EQ(reported_mtu(check("ipv6_in_ipv6", big6)), 1460u);
+  EXPECT_EQ(reported_mtu(check("ipv4_in_ipv6", big_mixed)), 1460u);
+  check("ipv4_vlan", tcp4_frame({.flags = kAck, .payload_size = 1460}, {.dont_fragment = true},
+                                {{kTpid8021ad, 0x2064}, {kTpid8021Q, 0xa00c}}));
+  check("ipv6_vlan", tcp6_frame({.flags = kAck, .payload_size = 1500}, {}, {{kTpid8021Q, 0x0123}}));
+  check("ipv6_long_quote_cut", tcp6_frame({.flags = kAck, .payload_size = 2500}));
+
+  // No error about these: dropped as too big.
+  EXPECT_EQ(check("no_dont_fragment", tcp4_frame({.flags = kAck, .payload_size = 1460})).drop,
+            DropReason::kTooBigAfterEncapsulation);
+  EXPECT_EQ(check("multicast_source", tcp4_frame({.flags = kAck, .payload_size = 1460},
+                                                 {.source = {239, 1, 2, 3}, .dont_fragment = true}))
+                .drop,
+            DropReason::kTooBigAfterEncapsulation);
+  check("fragment", ipv4_with_tcp(Bytes(1480, 0xee), {.dont_fragment = true, .fragment_offset = 3}));
+  check("icmp_error", icmp6_error_frame(1, 0, kNextTcp,
+                                        tcp_segment({.source_port = 80, .destination_port = 40000, .payload_size = 1400}),
+                                        1420));
+
+  Snapshot gue = make_parity_snapshot();
+  for (Vip& vip : gue.vips) vip.encapsulation = SLUICE_ENCAP_GUE;
+  apply(gue);
+  EXPECT_EQ(reported_mtu(check("gue_ipv4", big4)), 1472u);
+  EXPECT_EQ(reported_mtu(check("gue_ipv6", big6)), 1452u);
+  EXPECT_EQ(reported_mtu(check("gue_ipv4_in_ipv6", big_mixed)), 1452u);
+
+  // The smallest MTU the config allows: a 1233-byte IPv6 packet is one byte too big for GUE
+  // over IPv6 on a 1280-byte link, and its reply still quotes 1232 bytes.
+  apply(gue, EgressPort{MacAddress{kEgressMac}, 1280});
+  const Outcome smallest = check("gue_ipv6_mtu_1280", tcp6_frame({.flags = kAck, .payload_size = 1233 - 60}));
+  EXPECT_EQ(reported_mtu(smallest), 1232u);
+  EXPECT_EQ(smallest.frame.size(), 14u + 1280u);
+
+  PipelineTotals totals;
+  pipeline_.add_to(totals);
+  EXPECT_EQ(totals.icmp_too_big_replies, 10u);
+  EXPECT_EQ(xdp_totals_.icmp_too_big_replies, 10u);
+}
+
 }  // namespace
 }  // namespace sluice::test

@@ -86,6 +86,22 @@ TEST(VipConfigText, RejectsUnknownPersistence) {
       << vip.error();
 }
 
+TEST(VipConfigText, ParsesEncapsulation) {
+  auto gue = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "encapsulation": "gue"})");
+  ASSERT_TRUE(gue.ok()) << gue.error();
+  EXPECT_EQ(gue->encapsulation, SLUICE_ENCAP_GUE);
+  auto plain = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp"})");
+  ASSERT_TRUE(plain.ok()) << plain.error();
+  EXPECT_EQ(plain->encapsulation, SLUICE_ENCAP_IPIP);
+  auto gre = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
+                                  "encapsulation": "gre"})");
+  ASSERT_FALSE(gre.ok());
+  EXPECT_NE(gre.error().find("vip.encapsulation: 'gre' is not an encapsulation (use ipip or gue)"),
+            std::string::npos)
+      << gre.error();
+}
+
 TEST(VipConfigText, RejectsDuplicateBackend) {
   auto vip = parse_vip_config(R"({"address": "203.0.113.10", "port": 80, "protocol": "tcp",
                                   "backends": [{"address": "198.51.100.130"},
@@ -116,11 +132,27 @@ TEST(ValidateConfig, RejectsChangedConfig) {
             std::string::npos)
       << duplicate.error();
 
+  // An IPv6 backend behind an IPv4 VIP (IPv4 in IPv6) needs an IPv6 outer source.
   config.vips.pop_back();
   config.vips[0].backends.push_back({*IpAddress::parse("2001:db8::1"), 1});
+  Status source = validate_config(config);
+  ASSERT_FALSE(source.ok());
+  EXPECT_NE(source.error().find("lb.ipv6: missing: VIP 203.0.113.10:80/tcp needs an IPv6 outer source"),
+            std::string::npos)
+      << source.error();
+  config.source_ipv6 = *IpAddress::parse("2001:db8::2");
+  EXPECT_TRUE(validate_config(config).ok());
+
+  // IPv6 never travels in IPv4.
+  VipConfig vip6;
+  vip6.key = *parse_vip_key("[2001:db8::10]:80/tcp");
+  vip6.backends.push_back({*IpAddress::parse("198.51.100.131"), 1});
+  config.vips.push_back(vip6);
   Status family = validate_config(config);
   ASSERT_FALSE(family.ok());
-  EXPECT_NE(family.error().find("vips[0].backends[1].address"), std::string::npos)
+  EXPECT_NE(family.error().find("vips[1].backends[0].address: 198.51.100.131 is IPv4, and an IPv6 VIP "
+                                "needs IPv6 backends"),
+            std::string::npos)
       << family.error();
 }
 

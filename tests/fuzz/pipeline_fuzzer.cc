@@ -40,13 +40,22 @@ void check(const Verdict& verdict, const PacketBuffer& before, const PacketBuffe
   }
   require(verdict.drop == sluice::DropReason::kNone, "a forwarded packet has no drop reason");
   if (verdict.backend == Verdict::kNoSlot) {
-    // An echo reply, written in place of its request.
-    require(after.data == before.data && after.length == before.length, "an echo reply keeps its request's size");
+    // An echo reply, written in place of its request, or a too-big reply: new IP and ICMP
+    // headers (28 or 48 bytes) in front of a quote of 548 or 1232 bytes.
+    if (after.data == before.data) {
+      require(after.length == before.length, "an echo reply keeps its request's size");
+      return;
+    }
+    const uint32_t prepended = static_cast<uint32_t>(before.data - after.data);
+    require(prepended == 28 || prepended == 48, "a too-big reply adds an IP and an ICMP header");
+    require(after.headroom + prepended == before.headroom, "headroom shrinks by the new headers");
+    require(after.length <= 14 + 2 * 4 + (prepended == 28 ? 576 : 1280), "a too-big reply fits 576 or 1280 bytes");
     return;
   }
   require(after.data < before.data, "encapsulation moves the start into the headroom");
   const uint32_t grown = static_cast<uint32_t>(before.data - after.data);
-  require(grown == 20 || grown == 40, "the outer header is 20 or 40 bytes");
+  require(grown == 20 || grown == 28 || grown == 40 || grown == 48,
+          "the outer header is 20 or 40 bytes, and GUE adds 8");
   require(after.headroom + grown == before.headroom, "headroom shrinks by the outer header");
   require(after.length <= before.length + grown, "the frame grows by the outer header at most");
   // Ethernet and up to two VLAN tags, then the outer datagram, which the MTU bounds.
@@ -56,7 +65,12 @@ void check(const Verdict& verdict, const PacketBuffer& before, const PacketBuffe
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const sluice::Snapshot snapshot = sluice::test::make_snapshot();
+  // The IPv4 VIP uses IP-in-IP and the IPv6 VIP GUE, so both encapsulations meet the input.
+  static const sluice::Snapshot snapshot = [] {
+    sluice::Snapshot built = sluice::test::make_snapshot();
+    built.vips[1].encapsulation = SLUICE_ENCAP_GUE;
+    return built;
+  }();
   static Pipeline pipeline(1024);
   const sluice::EgressPort egress{sluice::MacAddress{{0x02, 0, 0, 0, 0, 0xbb}}, 1500};
   if (size > 9000) return -1;  // larger than any frame a port receives

@@ -156,6 +156,18 @@ def test_vip_commands(ctl):
           "a VIP added without --persistence should have connection persistence")
     ctl.ok("vip", "del", "203.0.113.21:443/tcp")
 
+    ctl.ok("vip", "add", "203.0.113.22:443/tcp", "--encapsulation", "gue")
+    vip = vip_of(ctl.state(), "203.0.113.22:443/tcp") or {}
+    check(vip.get("encapsulation") == "gue", "vip add --encapsulation gue: listed as %s" % vip)
+    check(vip_of(ctl.state(), VIP4).get("encapsulation") == "ipip",
+          "a VIP added without --encapsulation should use ipip")
+    # An IPv6 backend behind an IPv4 VIP travels as IPv4 in IPv6.
+    out, _ = ctl.ok("backend", "add", "203.0.113.22:443/tcp", "2001:db8:100::140")
+    check("2001:db8:100::140" in out, "backend add of an IPv6 backend to an IPv4 VIP: output %r" % out)
+    config, _ = ctl.ok("config", "show")
+    check("encapsulation: gue" in config, "vip add --encapsulation: not in the config:\n%s" % config)
+    ctl.ok("vip", "del", "203.0.113.22:443/tcp")
+
     # TCP and UDP on one address and port are two VIPs: adding one keeps the other, and
     # deleting one leaves the other.
     udp_twin = VIP4.replace("/tcp", "/udp")
@@ -313,7 +325,8 @@ BAD_INPUTS = [
     (["vip", "add", "203.0.113.10:80"], 2, "VIP: invalid VIP '203.0.113.10:80'"),
     (["vip", "del", "2001:db8::10:443/udp"], 2, "VIP: invalid VIP '2001:db8::10:443/udp'"),
     (["backend", "del", VIP4, "198.51.100.99"], 1, "not found"),
-    (["backend", "add", VIP4, "2001:db8::5"], 1, "address family"),
+    (["backend", "add", VIP6, "198.51.100.5"], 1, "an IPv6 VIP needs IPv6 backends"),
+    (["vip", "add", "203.0.113.30:80/tcp", "--encapsulation", "gre"], 2, "--encapsulation: gre not in"),
     (["lookup", VIP4, "192.0.2.2"], 2, "CLIENT: '192.0.2.2' is not ADDRESS:PORT"),
     (["vip", "add", "203.0.113.30:80/tcp", "--check", "http:healthz"], 2,
      "--check: 'http:healthz': the HTTP path must start with '/'"),

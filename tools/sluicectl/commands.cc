@@ -95,7 +95,8 @@ std::vector<QueryParameter> backend_query(const VipKey& vip, const IpAddress& ad
 }  // namespace
 
 int add_vip(const Context& context, const VipKey& vip, std::optional<uint32_t> table_size,
-            const std::optional<std::string>& check, const std::optional<std::string>& persistence) {
+            const std::optional<std::string>& check, const std::optional<std::string>& persistence,
+            const std::optional<std::string>& encapsulation) {
   json body = {{"address", vip.address.to_string()},
                {"port", vip.port},
                {"protocol", protocol_name(vip.protocol)}};
@@ -108,6 +109,7 @@ int add_vip(const Context& context, const VipKey& vip, std::optional<uint32_t> t
   }
   if (table_size) body["table_size"] = *table_size;
   if (persistence) body["persistence"] = *persistence;
+  if (encapsulation) body["encapsulation"] = *encapsulation;
   auto result = call(context, "POST", build_target("/v1/vips"), body.dump());
   if (!result) return kExitFailure;
   return report_change(context, *result, "added VIP " + vip.to_string(),

@@ -23,7 +23,8 @@ struct Context {
 };
 
 int add_vip(const Context& context, const VipKey& vip, std::optional<uint32_t> table_size,
-            const std::optional<std::string>& check, const std::optional<std::string>& persistence);
+            const std::optional<std::string>& check, const std::optional<std::string>& persistence,
+            const std::optional<std::string>& encapsulation);
 int delete_vip(const Context& context, const VipKey& vip);
 int list_vips(const Context& context);
 

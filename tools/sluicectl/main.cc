@@ -42,6 +42,7 @@ struct Arguments {
   std::string weight;
   std::string table_size;
   std::string persistence;
+  std::string encapsulation;
   std::string check;
   std::string client;
   std::string file;
@@ -125,6 +126,10 @@ void add_vip_commands(CLI::App& app, Arguments& arguments, Action& action) {
                   "what picks the backend: each connection's 5-tuple, or the client's address "
                   "only (every connection of a client to one backend; default connection)")
       ->check(CLI::IsMember({"connection", "client"}));
+  add->add_option("--encapsulation", arguments.encapsulation,
+                  "how packets reach the backends: IP-in-IP, or GUE (the packet in UDP to sluiced's "
+                  "lb.gue_port; default ipip)")
+      ->check(CLI::IsMember({"ipip", "gue"}));
   add->callback([&] {
     action = [&](const Context& context) {
       std::optional<uint32_t> table_size;
@@ -133,8 +138,10 @@ void add_vip_commands(CLI::App& app, Arguments& arguments, Action& action) {
       if (!arguments.check.empty()) check = arguments.check;
       std::optional<std::string> persistence;
       if (!arguments.persistence.empty()) persistence = arguments.persistence;
+      std::optional<std::string> encapsulation;
+      if (!arguments.encapsulation.empty()) encapsulation = arguments.encapsulation;
       return sluice::ctl::add_vip(context, sluice::ctl::vip_of(arguments.vip), table_size, check,
-                                  persistence);
+                                  persistence, encapsulation);
     };
   });
 

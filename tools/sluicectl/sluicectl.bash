@@ -7,14 +7,14 @@ _sluicectl() {
   for ((i = 1; i < COMP_CWORD; i++)); do
     word="${COMP_WORDS[i]}"
     case "$word" in
-      --check|--file|--persistence|--socket|--table-size|--timeout|--weight|-f) ((i++)); continue ;;
+      --check|--encapsulation|--file|--persistence|--socket|--table-size|--timeout|--weight|-f) ((i++)); continue ;;
     esac
     case "$path $word" in
       "sluicectl vip"|"sluicectl vip add"|"sluicectl vip del"|"sluicectl vip list"|"sluicectl backend"|"sluicectl backend add"|"sluicectl backend del"|"sluicectl backend weight"|"sluicectl backend drain"|"sluicectl backend list"|"sluicectl stats"|"sluicectl health"|"sluicectl lookup"|"sluicectl apply"|"sluicectl config"|"sluicectl config show"|"sluicectl completion") path="$path $word" ;;
     esac
   done
   case "$prev" in
-    --persistence|--table-size|--timeout|--weight)
+    --encapsulation|--persistence|--table-size|--timeout|--weight)
       COMPREPLY=(); return ;;
     --file|--socket|-f)
       COMPREPLY=($(compgen -f -- "$cur")); return ;;
@@ -24,7 +24,7 @@ _sluicectl() {
   case "$path" in
     "sluicectl") words="vip backend stats health lookup apply config completion -h --help --socket --timeout --json" ;;
     "sluicectl vip") words="add del list -h --help --socket --timeout --json" ;;
-    "sluicectl vip add") words="-h --help --table-size --check --persistence --socket --timeout --json" ;;
+    "sluicectl vip add") words="-h --help --table-size --check --persistence --encapsulation --socket --timeout --json" ;;
     "sluicectl vip del") words="-h --help --socket --timeout --json" ;;
     "sluicectl vip list") words="-h --help --socket --timeout --json" ;;
     "sluicectl backend") words="add del weight drain list -h --help --socket --timeout --json" ;;

@@ -7,8 +7,6 @@
 namespace sluice {
 namespace {
 
-constexpr uint16_t kEtherTypeIpv4 = 0x0800;
-constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 constexpr uint16_t kEtherTypeVlan = 0x8100;  // 802.1Q
 constexpr uint16_t kEtherTypeQinQ = 0x88a8;  // 802.1ad
 constexpr uint32_t kEthernetHeaderSize = 14;
@@ -21,7 +19,6 @@ constexpr uint8_t kIpv6Fragment = 44;
 constexpr uint8_t kIpv6Ah = 51;
 constexpr uint8_t kIpv6DestinationOptions = 60;
 
-constexpr uint32_t kIcmpHeaderSize = 8;  // type, code, checksum and 4 bytes, for both versions
 constexpr uint8_t kIcmpDestinationUnreachable = 3;  // includes fragmentation needed (code 4)
 constexpr uint8_t kIcmpTimeExceeded = 11;
 constexpr uint8_t kIcmpEchoRequest = 8;

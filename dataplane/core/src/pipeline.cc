@@ -41,6 +41,7 @@ void Pipeline::add_to(PipelineTotals& totals) const {
   totals.fragments += counters_.fragments.get();
   totals.icmp_errors += counters_.icmp_errors.get();
   totals.icmp_echo_replies += counters_.icmp_echo_replies.get();
+  totals.icmp_too_big_replies += counters_.icmp_too_big_replies.get();
   totals.new_flows_limited += counters_.new_flows_limited.get();
   totals.busy_cycles += counters_.busy_cycles.get();
   totals.flow_entries += flow_table_.counters().entries;
@@ -161,9 +162,20 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
   const BackendSlot& backend = snapshot.backends[selection.backend];
   const IpAddress& source = backend.address.is_v4() ? snapshot.source_ipv4 : snapshot.source_ipv6;
   const EncapsulationParams params{egress.mac, snapshot.next_hop_mac, source, backend.address,
-                                   hash, egress.mtu};
-  const DropReason encapsulation_drop = encapsulate_ipip(packet, parsed, params);
-  if (encapsulation_drop != DropReason::kNone) return drop(encapsulation_drop);
+                                   hash, egress.mtu, vip.encapsulation, snapshot.gue_port};
+  const DropReason encapsulation_drop = encapsulate(packet, parsed, params);
+  if (encapsulation_drop != DropReason::kNone) {
+    // Step 5: a packet too big for the link after encapsulation gets an ICMP error, so that
+    // the client lowers its path MTU. When no error may be sent about it (IPv4 without DF,
+    // for one), only the drop is counted.
+    if (encapsulation_drop == DropReason::kTooBigAfterEncapsulation &&
+        write_too_big_reply(packet, parsed, egress.mac,
+                            egress.mtu - encapsulation_overhead(backend.address.family, vip.encapsulation))) {
+      counters_.icmp_too_big_replies.add(1);
+      return Verdict{Action::kForward};
+    }
+    return drop(encapsulation_drop);
+  }
 
   BackendCounters& counters = counters_.backends[selection.backend];
   counters.packets.add(1);

@@ -111,6 +111,7 @@ struct Config {
   XdpConfig xdp;
   IpAddress source_ipv4;
   IpAddress source_ipv6;
+  uint16_t gue_port = SLUICE_GUE_DEFAULT_PORT;  // outer UDP destination port of GUE VIPs
   NextHopConfig next_hop;
   uint32_t seed = 0;
   uint32_t flow_table_size = 65536;  // entries per worker

@@ -34,6 +34,7 @@ struct VipStatus {
   uint32_t changed_slots = 0;  // in the last build
   std::vector<BackendStatus> backends;
   sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
+  sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
 };
 
 // The outcome of a change: the generation it published, or that nothing changed.

@@ -14,8 +14,19 @@
 #define SLUICE_MAGLEV_MAX_SIZE 16777213
 #define SLUICE_MAGLEV_DEFAULT_SIZE 65537
 
-/* Outer header defaults for IP-in-IP. */
+/* Outer header defaults for IP-in-IP and GUE. */
 #define SLUICE_OUTER_TTL 64
+#define SLUICE_GUE_DEFAULT_PORT 6080 /* outer UDP destination port of GUE */
+
+/*
+ * ICMP "fragmentation needed" and ICMPv6 "packet too big" replies quote this many bytes of
+ * the packet that was too big: as much as fits in 576 bytes for IPv4 (RFC 1812, 4.3.2.3) and
+ * in 1280 bytes for IPv6 (RFC 4443, 3.2). Egress MTUs are at least 1280 bytes, so every
+ * packet that is too big after encapsulation has at least this many bytes to quote.
+ */
+#define SLUICE_MIN_EGRESS_MTU 1280
+#define SLUICE_TOO_BIG_QUOTE_IPV4 548  /* 576 - 20 (IPv4 header) - 8 (ICMP header) */
+#define SLUICE_TOO_BIG_QUOTE_IPV6 1232 /* 1280 - 40 (IPv6 header) - 8 (ICMPv6 header) */
 
 /* The two hashes of a backend's identity that give its Maglev permutation. */
 #define SLUICE_MAGLEV_OFFSET_SEED 0x9e3779b9u
@@ -78,9 +89,25 @@ enum sluice_persistence {
   SLUICE_PERSISTENCE_CLIENT = 1,
 };
 
-/* Per-VIP encapsulation. GUE joins IP-in-IP here. */
+/*
+ * Per-VIP encapsulation. IPIP puts the datagram right after the outer IP header (IPv4 in
+ * IPv4, IPv6 in IPv6, IPv4 in IPv6). GUE puts it after an outer UDP header instead: GUE
+ * variant 1 (draft-ietf-intarea-gue), where the UDP payload is the IP datagram itself, as
+ * Linux's fou and gue receivers accept.
+ */
 enum sluice_encapsulation {
   SLUICE_ENCAP_IPIP = 0,
+  SLUICE_ENCAP_GUE = 1,
 };
+
+/*
+ * GUE's outer UDP source port: from the flow hash, so one flow keeps one port and a backend's
+ * RSS spreads flows over its queues, in the dynamic range 49152-65535 (RFC 8086, 3.2.1), so it
+ * is never 0. Both halves of the hash are folded in, so clients that share a prefix and a
+ * source port still get different ports.
+ */
+static inline unsigned short sluice_gue_source_port(unsigned int flow_hash) {
+  return (unsigned short)(0xc000u | ((flow_hash ^ (flow_hash >> 16)) & 0x3fffu));
+}
 
 #endif /* SLUICE_DATAPLANE_ABI_H */

@@ -1,9 +1,10 @@
-// Encapsulation (step 5 of the packet path): IPv4-in-IPv4 (RFC 2003) and IPv6-in-IPv6
-// (RFC 2473). GUE joins here as another case of sluice_encapsulation.
+// Encapsulation (step 5 of the packet path): IP-in-IP (IPv4 in IPv4, RFC 2003; IPv6 in IPv6
+// and IPv4 in IPv6, RFC 2473) and GUE variant 1 (the datagram in UDP) over IPv4 or IPv6.
 #pragma once
 
 #include <cstdint>
 
+#include "sluice/dataplane_abi.h"
 #include "sluice/ip_address.h"
 #include "sluice/packet.h"
 
@@ -22,18 +23,27 @@ struct EncapsulationParams {
   const MacAddress& destination_mac;  // the next hop's
   const IpAddress& outer_source;      // the load balancer's address, same family as the backend
   const IpAddress& outer_destination;  // the backend
-  uint32_t flow_hash = 0;      // IPv6 flow label and IPv4 ID source
+  uint32_t flow_hash = 0;      // IPv6 flow label and GUE source port
   uint32_t mtu = 1500;         // egress L3 MTU
+  sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  uint16_t gue_port = SLUICE_GUE_DEFAULT_PORT;  // GUE's outer UDP destination port
 };
 
-// Wraps the packet's IP datagram in an outer IP header addressed to the backend, in place:
-// the Ethernet header and VLAN tags move forward into the headroom, their MAC addresses are
-// rewritten, and Ethernet padding after the datagram is cut. The outer header copies the
-// inner TOS or traffic class and, for IPv4 in IPv4, the DF bit; TTL or hop limit is
-// SLUICE_OUTER_TTL. Returns kNone on success, or why the packet cannot be sent. Only
-// same-family encapsulation is supported so far (kUnsupportedEncapsulation otherwise).
-DropReason encapsulate_ipip(PacketBuffer& packet, const ParsedPacket& parsed,
-                            const EncapsulationParams& params);
+// The bytes that encapsulation adds in front of the datagram: the outer IP header of the
+// backend's family, and GUE's UDP header.
+uint32_t encapsulation_overhead(uint8_t outer_family, sluice_encapsulation encapsulation);
+
+// Wraps the packet's IP datagram in place in an outer IP header addressed to the backend, and
+// for GUE a UDP header. The Ethernet header and VLAN tags move forward into the headroom, their
+// MAC addresses are rewritten, and Ethernet padding after the datagram is cut. The outer
+// header copies the inner TOS or traffic class and, for IPv4 in IPv4, the DF bit; TTL or hop
+// limit is SLUICE_OUTER_TTL. GUE's UDP checksum is 0, which IPv6 allows for tunnels
+// (RFC 6935, RFC 6936) because the inner datagram carries its own checksums.
+// Returns kNone on success, or why the packet cannot be sent: an IPv6 datagram cannot go to
+// an IPv4 backend (kUnsupportedEncapsulation), and a datagram that would exceed the MTU
+// gives kTooBigAfterEncapsulation, for the caller to answer with write_too_big_reply.
+DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed,
+                       const EncapsulationParams& params);
 
 // The IPv4 header checksum (RFC 791) over `length` bytes, with the checksum field included
 // as it is; returns the value to store, in network byte order.

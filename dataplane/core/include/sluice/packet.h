@@ -39,6 +39,11 @@ inline constexpr uint8_t kProtocolIcmpv6 = 58;
 
 inline constexpr uint32_t kIpv4HeaderSize = 20;  // without options
 inline constexpr uint32_t kIpv6HeaderSize = 40;  // without extension headers
+inline constexpr uint32_t kUdpHeaderSize = 8;
+inline constexpr uint32_t kIcmpHeaderSize = 8;  // ICMP and ICMPv6 errors and echo messages
+
+inline constexpr uint16_t kEtherTypeIpv4 = 0x0800;
+inline constexpr uint16_t kEtherTypeIpv6 = 0x86dd;
 
 inline constexpr uint8_t kTcpFin = 0x01;
 inline constexpr uint8_t kTcpSyn = 0x02;

@@ -51,6 +51,9 @@ struct PipelineCounters {
   Counter fragments;
   Counter icmp_errors;  // ICMP and ICMPv6 errors about a VIP flow, sent to its backend
   Counter icmp_echo_replies;  // echo replies sent for requests to a VIP address
+  // ICMP fragmentation needed and ICMPv6 packet too big sent for packets that would exceed
+  // the egress MTU after encapsulation.
+  Counter icmp_too_big_replies;
   // New flows forwarded without a flow entry, because the worker had reached the new-flow
   // limit of the current second.
   Counter new_flows_limited;
@@ -76,6 +79,7 @@ struct PipelineTotals {
   uint64_t fragments = 0;
   uint64_t icmp_errors = 0;
   uint64_t icmp_echo_replies = 0;
+  uint64_t icmp_too_big_replies = 0;
   uint64_t new_flows_limited = 0;
   uint64_t busy_cycles = 0;
   uint64_t flow_entries = 0;

@@ -52,6 +52,7 @@ struct Snapshot {
   IpAddress source_ipv4;  // outer source for IPv4 backends
   IpAddress source_ipv6;  // outer source for IPv6 backends
   MacAddress next_hop_mac;
+  uint16_t gue_port = SLUICE_GUE_DEFAULT_PORT;  // outer UDP destination port of GUE VIPs
   FlowTimeouts timeouts;
   // Flood guard: at most this many new flow entries per second on each worker; 0 for no
   // limit. Packets of flows beyond it are still forwarded, from the Maglev table.
