@@ -1,10 +1,12 @@
 #!/usr/bin/python3
 """Runs sluiced's DPDK data plane on net_pcap and checks every output packet with scapy.
 
-The input pcap contains TCP and UDP flows to IPv4 and IPv6 VIPs, IPv4 options, VLAN tags,
-packets for the kernel and malformed packets. Each output packet is decoded independently
-of Sluice's own code: outer header fields, the IPv4 header checksum, the inner datagram
-byte for byte, and that every packet of a flow reached the same backend. The stats file
+The input pcap contains TCP and UDP flows to IPv4 and IPv6 VIPs with IP-in-IP and GUE, an IPv4
+VIP with IPv6 backends, IPv4 options, VLAN tags, packets too big for the egress MTU, packets
+for the kernel and malformed packets. Each output packet is decoded independently of Sluice's
+own code: outer header fields, the IPv4 header checksum, GUE's UDP header, the inner datagram
+byte for byte, the ICMP replies to packets too big with their checksums and MTU values, and
+that every packet of a flow reached the same backend. The stats file
 must agree with the output, and the mempool's in-use count must return to its start value.
 """
 import argparse
@@ -18,8 +20,8 @@ import shutil
 import time
 import zlib
 
-from scapy.all import (ARP, IP, IPv6, TCP, UDP, Dot1Q, Ether, Raw, rdpcap,  # noqa: E402
-                       wrpcap)
+from scapy.all import (ARP, ICMP, IP, IPv6, TCP, UDP, Dot1Q, Ether, ICMPv6PacketTooBig, Raw,  # noqa: E402
+                       rdpcap, wrpcap)
 from scapy.layers.inet import checksum
 
 NEXT_HOP_MAC = "02:00:00:00:00:fe"
@@ -28,6 +30,11 @@ LB_IPV6 = "2001:db8:100::2"
 VIP4 = "203.0.113.10"
 VIP4_UDP = "203.0.113.11"
 VIP6 = "2001:db8:203::10"
+VIP4_GUE = "203.0.113.20"     # GUE to the IPv4 backends
+VIP6_GUE = "2001:db8:203::20"  # GUE to the IPv6 backends
+VIP4_IN_6 = "203.0.113.21"    # IPv4 in IPv6 to the IPv6 backends
+VIP4_GUE_6 = "203.0.113.22"   # GUE over IPv6 to the IPv6 backends
+GUE_PORT = 6080
 BACKENDS4 = ["198.51.100.130", "198.51.100.131", "198.51.100.132"]
 BACKENDS6 = ["2001:db8:100::130", "2001:db8:100::131"]
 FLOWS = 300
@@ -45,6 +52,7 @@ dataplane:
                "--file-prefix", "{prefix}"]
     ports:
       - device: "net_pcap0,{pcaps}"
+        egress_mtu: 1500
 lb:
   ipv4: {lb4}
   ipv6: {lb6}
@@ -64,6 +72,10 @@ vips:
     port: 80
     protocol: tcp
     backends: [{b6}]
+  - {{address: {vip4gue}, port: 80, protocol: tcp, encapsulation: gue, backends: [{b4}]}}
+  - {{address: "{vip6gue}", port: 80, protocol: tcp, encapsulation: gue, backends: [{b6}]}}
+  - {{address: {vip4in6}, port: 80, protocol: tcp, backends: [{b6}]}}
+  - {{address: {vip4gue6}, port: 80, protocol: tcp, encapsulation: gue, backends: [{b6}]}}
 """
 
 failures = []
@@ -111,6 +123,39 @@ def build_input():
         client = "2001:db8:c::%x" % (i + 2)
         forward(ether() / IPv6(src=client, dst=VIP6, tc=0x28) / TCP(sport=40000 + i, dport=80, flags="S"), ("tcp6", client, 40000 + i))
 
+    # GUE over both families, and IPv4 VIPs with IPv6 backends.
+    for i in range(40):
+        client = "192.0.2.%d" % (2 + i)
+        client6 = "2001:db8:c::%x" % (i + 2)
+        forward(ether() / IP(src=client, dst=VIP4_GUE, flags="DF", id=i, tos=0x10) / TCP(sport=31000 + i, dport=80, flags="S"),
+                ("gue4", client, 31000 + i))
+        forward(ether() / IP(src=client, dst=VIP4_GUE, id=i + 7) / TCP(sport=31000 + i, dport=80, flags="A") / Raw(b"x" * i),
+                ("gue4", client, 31000 + i))
+        forward(ether() / IPv6(src=client6, dst=VIP6_GUE, tc=0x20) / TCP(sport=41000 + i, dport=80, flags="S"),
+                ("gue6", client6, 41000 + i))
+        forward(ether() / IP(src=client, dst=VIP4_IN_6, tos=0xb8) / TCP(sport=32000 + i, dport=80, flags="S"),
+                ("ipip4in6", client, 32000 + i))
+        forward(ether() / IP(src=client, dst=VIP4_GUE_6) / TCP(sport=33000 + i, dport=80, flags="S"),
+                ("gue4in6", client, 33000 + i))
+    forward(Ether(dst="02:70:63:61:70:00", src="02:00:00:00:00:01") / Dot1Q(vlan=200) / IP(src="192.0.2.9", dst=VIP4_IN_6) /
+            TCP(sport=32999, dport=80, flags="S"), ("ipip4in6", "192.0.2.9", 32999))
+
+    # 1500-byte packets on a 1500-byte link: ICMP fragmentation needed or packet too big with
+    # the MTU left after each encapsulation, back to the client.
+    payload = Raw(b"\xab" * 1460)
+    for vip, mtu in ((VIP4, 1480), (VIP4_GUE, 1472), (VIP4_IN_6, 1460), (VIP4_GUE_6, 1452)):
+        forward(ether() / IP(src="192.0.2.77", dst=vip, flags="DF") / TCP(sport=34000, dport=80, flags="A") / payload,
+                ("too_big4", "192.0.2.77", mtu))
+    forward(Ether(dst="02:70:63:61:70:00", src="02:00:00:00:00:01") / Dot1Q(vlan=300) /
+            IP(src="192.0.2.78", dst=VIP4, flags="DF") / TCP(sport=34001, dport=80, flags="A") / payload,
+            ("too_big4", "192.0.2.78", 1480))
+    payload6 = Raw(b"\xcd" * 1440)
+    for vip, mtu in ((VIP6, 1460), (VIP6_GUE, 1452)):
+        forward(ether() / IPv6(src="2001:db8:c::77", dst=vip) / TCP(sport=34002, dport=80, flags="A") / payload6,
+                ("too_big6", "2001:db8:c::77", mtu))
+    no_forward(ether() / IP(src="192.0.2.79", dst=VIP4) / TCP(sport=34003, dport=80, flags="A") / payload,
+               "too_big_after_encapsulation")  # no DF: no error may be sent, only the drop counted
+
     no_forward(ether() / ARP(psrc="198.51.100.1", pdst=LB_IPV4), "to_kernel")
     no_forward(ether() / IP(src="192.0.2.2", dst="203.0.113.99") / TCP(sport=1, dport=80), "to_kernel")
     no_forward(ether() / IP(src="192.0.2.2", dst=VIP4) / TCP(sport=1, dport=81), "to_kernel")
@@ -142,6 +187,7 @@ def run_sluiced(sluiced, workdir, input_paths, output_paths, expected_received):
         f.write(CONFIG.format(prefix=DPDK_PREFIX, pcaps=pcaps, lcores=list(range(1, workers + 1)), cpus=[1] * workers,
                               lb4=LB_IPV4, lb6=LB_IPV6,
                               mac=NEXT_HOP_MAC, vip4=VIP4, vip4udp=VIP4_UDP, vip6=VIP6,
+                              vip4gue=VIP4_GUE, vip6gue=VIP6_GUE, vip4in6=VIP4_IN_6, vip4gue6=VIP4_GUE_6,
                               b4=", ".join("{address: %s}" % b for b in BACKENDS4),
                               b6=", ".join("{address: \"%s\"}" % b for b in BACKENDS6)))
     log_path = os.path.join(workdir, "sluiced.log")
@@ -193,6 +239,80 @@ def check_ipv4_output(packet, original, flow):
     check(bytes(outer.payload)[:inner.len] == inner_datagram(original),
           "%s: inner datagram changed" % (flow,))
     return outer.dst
+
+
+def check_gue_header(udp, inner_bytes, flow):
+    """GUE variant 1: the flow's source port in the dynamic range, the GUE port, checksum 0,
+    and the inner datagram as the UDP payload."""
+    check(udp.dport == GUE_PORT, "%s: GUE destination port %d" % (flow, udp.dport))
+    check(udp.sport >= 49152, "%s: GUE source port %d is below 49152" % (flow, udp.sport))
+    check(udp.chksum == 0, "%s: GUE UDP checksum %#x, expected 0" % (flow, udp.chksum))
+    check(udp.len == 8 + len(inner_bytes), "%s: UDP length %d" % (flow, udp.len))
+    check(bytes(udp.payload)[:len(inner_bytes)] == inner_bytes, "%s: inner datagram changed" % (flow,))
+
+
+def check_gue4_output(packet, original, flow):
+    outer = packet[IP]
+    inner = original[IP]
+    check(checksum(bytes(outer)[:20]) == 0, "%s: outer IPv4 checksum invalid" % (flow,))
+    check(outer.proto == 17 and outer.ttl == 64, "%s: outer protocol %d, TTL %d" % (flow, outer.proto, outer.ttl))
+    check(outer.src == LB_IPV4 and outer.dst in BACKENDS4, "%s: outer %s -> %s" % (flow, outer.src, outer.dst))
+    check(outer.len == 28 + inner.len, "%s: outer length %d, inner %d" % (flow, outer.len, inner.len))
+    check(outer.id == inner.id and outer.tos == inner.tos and outer.flags.DF == inner.flags.DF,
+          "%s: ID, TOS or DF not copied" % (flow,))
+    check_gue_header(outer[UDP], inner_datagram(original), flow)
+    return outer.dst, outer[UDP].sport
+
+
+def check_ipv6_outer(packet, original, flow, next_header, overhead):
+    """An IPv6 outer header around `original`'s datagram (IPv4 or IPv6), `overhead` bytes
+    of it before the datagram."""
+    outer = packet[IPv6]
+    inner_bytes = inner_datagram(original)
+    check(outer.nh == next_header, "%s: outer next header %d, expected %d" % (flow, outer.nh, next_header))
+    check(outer.hlim == 64, "%s: outer hop limit %d" % (flow, outer.hlim))
+    check(outer.src == LB_IPV6 and outer.dst in BACKENDS6, "%s: outer %s -> %s" % (flow, outer.src, outer.dst))
+    check(outer.plen == overhead - 40 + len(inner_bytes), "%s: outer payload length %d" % (flow, outer.plen))
+    inner_class = original[IP].tos if IP in original else original[IPv6].tc
+    check(outer.tc == inner_class, "%s: traffic class not copied" % (flow,))
+    if next_header == 17:
+        check_gue_header(outer[UDP], inner_bytes, flow)
+    else:
+        check(bytes(outer.payload) == inner_bytes, "%s: inner datagram changed" % (flow,))
+    return outer.dst
+
+
+def check_too_big_reply(packet, original, flow):
+    """The reply goes back where the packet came from, from the VIP, with the MTU and a quote
+    of the first 548 (IPv4) or 1232 (IPv6) bytes, and valid checksums."""
+    check(packet.dst == original.src and packet.src == "02:70:63:61:70:00",
+          "%s: reply MACs %s -> %s" % (flow, packet.src, packet.dst))
+    if Dot1Q in original:
+        check(Dot1Q in packet and packet[Dot1Q].vlan == original[Dot1Q].vlan, "%s: VLAN tag lost" % (flow,))
+    datagram = inner_datagram(original)
+    if flow[0] == "too_big4":
+        ip, inner = packet[IP], original[IP]
+        check(ip.src == inner.dst and ip.dst == inner.src, "%s: reply %s -> %s" % (flow, ip.src, ip.dst))
+        check(checksum(bytes(ip)[:20]) == 0, "%s: reply IPv4 checksum invalid" % (flow,))
+        check(ip.len == 576 and ip.proto == 1 and ip.frag == 0 and not ip.flags.MF,
+              "%s: reply length %d, protocol %d, fragment field %d" % (flow, ip.len, ip.proto, ip.frag))
+        icmp = ip[ICMP]
+        check(icmp.type == 3 and icmp.code == 4, "%s: ICMP type %d code %d" % (flow, icmp.type, icmp.code))
+        check(icmp.nexthopmtu == flow[2], "%s: MTU %d, expected %d" % (flow, icmp.nexthopmtu, flow[2]))
+        check(checksum(bytes(icmp)[:ip.len - 20]) == 0, "%s: ICMP checksum invalid" % (flow,))
+        check(bytes(icmp)[8:ip.len - 20] == datagram[:548], "%s: quote is not the packet's first 548 bytes" % (flow,))
+    else:
+        ip, inner = packet[IPv6], original[IPv6]
+        check(ip.src == inner.dst and ip.dst == inner.src, "%s: reply %s -> %s" % (flow, ip.src, ip.dst))
+        check(ip.plen == 1240 and ip.nh == 58, "%s: reply payload length %d, next header %d" % (flow, ip.plen, ip.nh))
+        too_big = ip[ICMPv6PacketTooBig]
+        check(too_big.mtu == flow[2], "%s: MTU %d, expected %d" % (flow, too_big.mtu, flow[2]))
+        sent = too_big.cksum
+        recomputed = ICMPv6PacketTooBig(bytes(too_big))
+        recomputed.cksum = None
+        recomputed = IPv6(src=ip.src, dst=ip.dst, nh=58) / recomputed
+        check(IPv6(bytes(recomputed))[ICMPv6PacketTooBig].cksum == sent, "%s: ICMPv6 checksum invalid" % (flow,))
+        check(bytes(too_big)[8:] == datagram[:1232], "%s: quote is not the packet's first 1232 bytes" % (flow,))
 
 
 def check_ipv6_output(packet, original, flow):
@@ -248,13 +368,26 @@ def check_run(args):
 
         backend_of_flow = {}
         per_backend = {}
+        gue_source_ports = set()
         for output, (original, flow) in pairs:
+            if flow[0].startswith("too_big"):
+                check_too_big_reply(output, original, flow)
+                continue
             check(output.dst == NEXT_HOP_MAC, "%s: destination MAC %s" % (flow, output.dst))
             check(output.src == "02:70:63:61:70:00", "%s: source MAC %s" % (flow, output.src))
             if Dot1Q in original:
                 check(Dot1Q in output and output[Dot1Q].vlan == original[Dot1Q].vlan,
                       "%s: VLAN tag lost" % (flow,))
-            if flow[0].endswith("4"):
+            if flow[0] == "gue4":
+                backend, source_port = check_gue4_output(output, original, flow)
+                gue_source_ports.add(source_port)
+            elif flow[0] == "gue6":
+                backend = check_ipv6_outer(output, original, flow, 17, 48)
+            elif flow[0] == "ipip4in6":
+                backend = check_ipv6_outer(output, original, flow, 4, 40)
+            elif flow[0] == "gue4in6":
+                backend = check_ipv6_outer(output, original, flow, 17, 48)
+            elif flow[0].endswith("4"):
                 backend = check_ipv4_output(output, original, flow)
             else:
                 backend = check_ipv6_output(output, original, flow)
@@ -268,11 +401,18 @@ def check_run(args):
         check(tcp4_backends == set(BACKENDS4), "TCP flows reached only %s" % sorted(tcp4_backends))
         tcp6_backends = {b for f, b in backend_of_flow.items() if f[0] == "tcp6"}
         check(tcp6_backends == set(BACKENDS6), "IPv6 flows reached only %s" % sorted(tcp6_backends))
+        for kind, backends in (("gue4", BACKENDS4), ("gue6", BACKENDS6), ("ipip4in6", BACKENDS6), ("gue4in6", BACKENDS6)):
+            used = {b for f, b in backend_of_flow.items() if f[0] == kind}
+            check(used == set(backends), "%s flows reached only %s" % (kind, sorted(used)))
+        check(len(gue_source_ports) > 30, "40 GUE flows used only %d source ports" % len(gue_source_ports))
 
         check(stats["received"] == len(packets), "stats: received %d, sent %d" % (stats["received"], len(packets)))
-        forwarded_total = sum(1 for e in expected if isinstance(e, tuple))
+        too_big_total = sum(1 for e in expected if isinstance(e, tuple) and e[0].startswith("too_big"))
+        forwarded_total = sum(1 for e in expected if isinstance(e, tuple)) - too_big_total
+        check(stats["icmp_too_big_replies"] == too_big_total,
+              "stats: icmp_too_big_replies %d, expected %d" % (stats["icmp_too_big_replies"], too_big_total))
         check(stats["forwarded"] == forwarded_total, "stats: forwarded %d, expected %d" % (stats["forwarded"], forwarded_total))
-        for reason in ("ipv4_header_too_short", "truncated_tcp"):
+        for reason in ("ipv4_header_too_short", "truncated_tcp", "too_big_after_encapsulation"):
             check(stats["drops"][reason] == 1, "stats: drops.%s is %d, expected 1" % (reason, stats["drops"][reason]))
         check(stats["to_kernel"] == 3, "stats: to_kernel %d, expected 3" % stats["to_kernel"])
         lb_per_backend = {}
