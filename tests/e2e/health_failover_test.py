@@ -2,7 +2,7 @@
 """Backend failure, recovery, drain and addition under continuous client traffic.
 
 Brings the test bed up with the chosen data plane and one spare backend, and keeps a client
-opening new connections to the VIP all the time. Then:
+opening new connections to the VIP of the chosen address family all the time. Then:
 - stops sl-be2's HTTP server: within fall x interval + 1 s it gets no new connections, and
   after that window no request fails;
 - starts it again: it returns after `rise` passing checks;
@@ -19,11 +19,12 @@ import sys
 import threading
 import time
 
+from testbed_addresses import FAMILIES, backend_address, backend_index, vip_key, vip_url
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(REPO, "tools", "testbed")
 SLUICECTL = os.path.join(REPO, "build", "bin", "sluicectl")
 SOCKET = "/run/sluice-testbed/sluiced.sock"
-VIP = "203.0.113.10:80/tcp"
 # The test bed's health check: interval 500 ms, rise 2, fall 2.
 INTERVAL_S, RISE, FALL = 0.5, 2, 2
 FAIL_WINDOW_S = FALL * INTERVAL_S + 1.0
@@ -65,12 +66,13 @@ def wait_for(backend, state):
 
 
 class Traffic(threading.Thread):
-    """Opens one new connection after another from sl-client and records (start, end,
+    """Opens one new connection after another from sl-client to URL and records (start, end,
     backend), where backend is the name in the response, or None for a failed request.
     Bounded to 180 s and 20000 requests."""
 
-    def __init__(self):
+    def __init__(self, url):
         super().__init__(daemon=True)
+        self.url = url
         self.records = []
         self.stopping = threading.Event()
 
@@ -78,8 +80,8 @@ class Traffic(threading.Thread):
         deadline = time.time() + 180
         while not self.stopping.is_set() and time.time() < deadline and len(self.records) < 20000:
             start = time.time()
-            result = subprocess.run(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "2",
-                                     "http://203.0.113.10/"], capture_output=True, text=True, timeout=10)
+            result = subprocess.run(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "2", self.url],
+                                    capture_output=True, text=True, timeout=10)
             answer = result.stdout.strip() if result.returncode == 0 else None
             self.records.append((start, time.time(), answer))
 
@@ -98,9 +100,14 @@ def summary(answers):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataplane", default="dpdk", choices=["dpdk", "xdp"])
+    parser.add_argument("--family", type=int, default=4, choices=FAMILIES,
+                        help="address family of the VIP and backends under test (default 4)")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("FAIL: this test needs root (network namespaces, DPDK and XDP)")
+    vip = vip_key(args.family)
+    be2 = backend_address(args.family, 2)
+    be4 = backend_address(args.family, 4)
 
     failures = []
 
@@ -109,7 +116,7 @@ def main():
         if not condition:
             failures.append(message)
 
-    traffic = Traffic()
+    traffic = Traffic(vip_url(args.family))
     try:
         run(TESTBED, "up", "--dataplane", args.dataplane, "--spare-backends", "1")
         traffic.start()
@@ -120,7 +127,7 @@ def main():
         # Failure: sl-be2's server stops.
         stopped = time.time()
         run(TESTBED, "stop-server", "sl-be2")
-        marked = wait_for("198.51.100.131", "down")
+        marked = wait_for(be2, "down")
         print("sl-be2 marked down %.2f s after its server stopped" % (marked - stopped))
         time.sleep(FAIL_WINDOW_S + 1.5 - (time.time() - stopped))
         after = traffic.since(stopped + FAIL_WINDOW_S)
@@ -129,15 +136,15 @@ def main():
         check(None not in after, "no request fails after the window: %s" % summary(after))
         metrics = run("ip", "netns", "exec", "sl-lb", "curl", "-s", "-m", "2",
                       "http://127.0.0.1:9810/metrics").stdout
-        check('sluice_backend_health{vip="203.0.113.10:80/tcp",backend="198.51.100.131",check="http"} 0' in metrics,
+        check('sluice_backend_health{vip="%s",backend="%s",check="http"} 0' % (vip, be2) in metrics,
               "metrics show sl-be2's health as 0")
-        check('sluice_backend_serving{vip="203.0.113.10:80/tcp",backend="198.51.100.131"} 0' in metrics,
+        check('sluice_backend_serving{vip="%s",backend="%s"} 0' % (vip, be2) in metrics,
               "metrics show sl-be2 not serving")
 
         # Recovery: the server starts again and sl-be2 returns after `rise` passes.
         started = time.time()
         run(TESTBED, "start-server", "sl-be2")
-        up = wait_for("198.51.100.131", "up")
+        up = wait_for(be2, "up")
         print("sl-be2 up %.2f s after its server started" % (up - started))
         check(up - started <= RISE * INTERVAL_S + 1.5,
               "sl-be2 returns within rise x interval + 1.5 s (%.2f s)" % (up - started))
@@ -146,12 +153,12 @@ def main():
 
         # Drain while a long transfer runs from the drained backend.
         transfer = subprocess.Popen(["ip", "netns", "exec", "sl-client", "curl", "-s", "-m", "20",
-                                     "http://203.0.113.10/slow?seconds=4&kib=512"],
+                                     vip_url(args.family, "/slow?seconds=4&kib=512")],
                                     stdout=subprocess.PIPE)
         serving = transfer.stdout.readline().decode().strip()
-        address = "198.51.100.%d" % (129 + int(serving.replace("sl-be", "")))
+        address = backend_address(args.family, backend_index(serving))
         drained = time.time()
-        ctl("backend", "drain", VIP, address)
+        ctl("backend", "drain", vip, address)
         body = transfer.stdout.read()
         code = transfer.wait(timeout=30)
         check(code == 0 and len(body) == 512 * 1024 - (512 * 1024) % 50,
@@ -161,8 +168,8 @@ def main():
               "new connections avoid the drained %s: %s" % (serving, summary(after)))
 
         # Addition: the spare sl-be4 joins and gets traffic once its first check passes.
-        ctl("backend", "add", VIP, "198.51.100.133")
-        added = wait_for("198.51.100.133", "up")
+        ctl("backend", "add", vip, be4)
+        added = wait_for(be4, "up")
         time.sleep(1.5)
         after = traffic.since(added + 0.2)
         check("sl-be4" in after and None not in after, "the added sl-be4 gets new connections: %s" % summary(after))

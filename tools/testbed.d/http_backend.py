@@ -1,16 +1,18 @@
 #!/usr/bin/python3
 """HTTP server for a test bed backend: every GET returns the backend's name and a newline.
 
-The test bed runs one per backend namespace, on every address of the namespace (the VIP on
-its loopback and its own address for health checks), so the body of a response shows the
-client which backend served its connection. GET /slow?seconds=S&kib=K sends the name line
+The test bed runs one per backend namespace, on every IPv4 and IPv6 address of the namespace
+(the VIPs on its loopback and its own addresses for health checks), so the body of a response
+shows the client which backend served its connection. GET /slow?seconds=S&kib=K sends the name line
 and then K KiB spread over S seconds, a long transfer for drain tests (S at most 30, K at most
 10240).
 """
 
 import argparse
 import http.server
+import ipaddress
 import signal
+import socket
 import socketserver
 import sys
 import time
@@ -70,10 +72,38 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
     request_queue_size = 128
 
 
+class DualStackServer(Server):
+    """HTTP server on an IPv6 address. Bound to ::, it accepts IPv4 connections too, from
+    IPv4-mapped addresses such as ::ffff:198.51.100.2."""
+
+    address_family = socket.AF_INET6
+
+    def server_bind(self):
+        # The default of IPV6_V6ONLY comes from the sysctl net.ipv6.bindv6only, so it is set here.
+        self.socket.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+        super().server_bind()
+
+
+def make_server(address, port):
+    if ipaddress.ip_address(address).version == 6:
+        return DualStackServer((address, port), NameHandler)
+    return Server((address, port), NameHandler)
+
+
+def listen_address(text):
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an IPv4 or IPv6 address")
+    return text
+
+
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--name", required=True, help="backend name returned in every body, e.g. sl-be2")
-    parser.add_argument("--address", required=True, help="IPv4 address to listen on, e.g. 0.0.0.0")
+    parser.add_argument("--address", required=True, type=listen_address,
+                        help="address to listen on: 0.0.0.0 for every IPv4 address, :: for every IPv4 and "
+                             "IPv6 address, or one address")
     parser.add_argument("--port", type=int, default=80, help="TCP port to listen on (default 80)")
     return parser.parse_args()
 
@@ -81,17 +111,19 @@ def parse_args():
 def main():
     args = parse_args()
     NameHandler.body = (args.name + "\n").encode()
+    host = f"[{args.address}]" if ":" in args.address else args.address
+    endpoint = f"{host}:{args.port}"
 
     try:
-        server = Server((args.address, args.port), NameHandler)
+        server = make_server(args.address, args.port)
     except OSError as error:
-        sys.exit(f"http_backend: cannot listen on {args.address}:{args.port}: {error}")
+        sys.exit(f"http_backend: cannot listen on {endpoint}: {error}")
 
     # SIGTERM ends serve_forever() through the KeyboardInterrupt path, so the socket closes cleanly.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     # tools/testbed waits for this line to know that the socket is bound.
-    sys.stderr.write(f"http_backend: {args.name} listening on {args.address}:{args.port}\n")
+    sys.stderr.write(f"http_backend: {args.name} listening on {endpoint}\n")
     sys.stderr.flush()
     try:
         server.serve_forever()

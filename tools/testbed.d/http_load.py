@@ -17,7 +17,8 @@ import urllib.parse
 
 def parse_args():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", required=True, help="http:// URL to request, e.g. http://203.0.113.10/")
+    parser.add_argument("--url", required=True,
+                        help="http:// URL to request, e.g. http://203.0.113.10/ or http://[2001:db8:203::10]/")
     parser.add_argument("--requests", type=int, default=1000, help="number of requests (default 1000)")
     parser.add_argument("--timeout", type=float, default=2.0,
                         help="seconds allowed for each request, connect to last byte (default 2)")
