@@ -100,6 +100,8 @@ def summary(answers):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataplane", default="dpdk", choices=["dpdk", "xdp"])
+    parser.add_argument("--encapsulation", default="ipip", choices=["ipip", "gue"],
+                        help="how sluiced reaches the backends")
     parser.add_argument("--family", type=int, default=4, choices=FAMILIES,
                         help="address family of the VIP and backends under test (default 4)")
     args = parser.parse_args()
@@ -118,7 +120,8 @@ def main():
 
     traffic = Traffic(vip_url(args.family))
     try:
-        run(TESTBED, "up", "--dataplane", args.dataplane, "--spare-backends", "1")
+        run(TESTBED, "up", "--dataplane", args.dataplane, "--spare-backends", "1",
+            "--encapsulation", args.encapsulation)
         traffic.start()
         time.sleep(1.5)
         first = summary(traffic.since(0))
