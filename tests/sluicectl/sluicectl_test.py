@@ -249,6 +249,8 @@ def test_stats(ctl):
     check("packets: received %d, forwarded %d" % (SYN_PACKETS, SYN_PACKETS) in out,
           "stats: totals line missing from\n%s" % out)
     check("drops: none" in out, "stats: drops line missing from\n%s" % out)
+    check("icmp: errors to backends 0, echo replies 0, too-big replies 0; new flows over the limit 0" in out,
+          "stats: ICMP line missing from\n%s" % out)
 
     out, _ = ctl.ok("--json", "stats", VIP6)
     check([v["vip"] for v in json.loads(out)["vips"]] == [VIP6], "stats VIP: %s" % out)

@@ -12,7 +12,8 @@ using nlohmann::json;
 // Top-level fields of a stats report that print_stats shows in its own lines.
 const std::set<std::string> kKnownStatsFields = {
     "dataplane", "generation", "received", "forwarded", "to_kernel", "non_syn_misses",
-    "fragments", "flow_table", "vips",      "drops"};
+    "fragments", "flow_table", "vips",      "drops", "icmp_errors", "icmp_echo_replies",
+    "icmp_too_big_replies", "new_flows_limited"};
 
 std::string text_of(const json& value) {
   if (value.is_string()) return value.get<std::string>();
@@ -178,6 +179,10 @@ void print_stats(const json& report, std::ostream& out) {
       << text_of(report.value("to_kernel", json())) << ", non-SYN misses "
       << text_of(report.value("non_syn_misses", json())) << ", fragments "
       << text_of(report.value("fragments", json())) << "\n";
+  out << "icmp: errors to backends " << text_of(report.value("icmp_errors", json())) << ", echo replies "
+      << text_of(report.value("icmp_echo_replies", json())) << ", too-big replies "
+      << text_of(report.value("icmp_too_big_replies", json())) << "; new flows over the limit "
+      << text_of(report.value("new_flows_limited", json())) << "\n";
   const json& flow_table = report.value("flow_table", json::object());
   out << "flow table: " << text_of(flow_table.value("entries", json())) << " of "
       << text_of(flow_table.value("capacity", json())) << " entries, "
