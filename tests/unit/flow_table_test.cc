@@ -256,21 +256,21 @@ TEST(FlowTracking, RetransmittedSynNotNewFlow) {
 
 TEST(FlowTracking, EvictionAtCapacity) {
   Snapshot snapshot = make_snapshot();
-  Pipeline pipeline(FlowTable::kWays);  // one bucket of four ways
-  ASSERT_EQ(pipeline.flow_table().capacity(), 4u);
+  Pipeline pipeline(FlowTable::kWays);  // one bucket of eight ways
+  ASSERT_EQ(pipeline.flow_table().capacity(), 8u);
 
   // Flow i starts at kStartNs + i, so flow 0 expires first and is the one evicted.
   std::vector<uint32_t> backends;
-  for (uint16_t i = 0; i < 5; ++i) {
+  for (uint16_t i = 0; i < 9; ++i) {
     backends.push_back(send_tcp(pipeline, snapshot, kSyn, kStartNs + i, 40000 + i));
   }
   const FlowTableCounters& counters = pipeline.flow_table().counters();
   EXPECT_EQ(counters.evictions, 1u);
-  EXPECT_EQ(counters.entries, 4u);
-  EXPECT_EQ(counters.inserts, 5u);
+  EXPECT_EQ(counters.entries, 8u);
+  EXPECT_EQ(counters.inserts, 9u);
 
   snapshot.vips[kVipSlot4].maglev = maglev_all_to(kMaglevEmpty);
-  for (uint16_t i = 1; i < 5; ++i) {
+  for (uint16_t i = 1; i < 9; ++i) {
     EXPECT_EQ(send_tcp(pipeline, snapshot, kAck, kStartNs + kSecond, 40000 + i), backends[i])
         << "flow " << i;
   }
@@ -301,9 +301,9 @@ sluice_flow_key key_for_port(uint16_t port) {
 }
 
 TEST(FlowTable, CapacityRoundsUp) {
-  EXPECT_EQ(FlowTable(0).capacity(), 4u);
-  EXPECT_EQ(FlowTable(1).capacity(), 4u);
-  EXPECT_EQ(FlowTable(5).capacity(), 8u);
+  EXPECT_EQ(FlowTable(0).capacity(), 8u);
+  EXPECT_EQ(FlowTable(1).capacity(), 8u);
+  EXPECT_EQ(FlowTable(9).capacity(), 16u);
   EXPECT_EQ(FlowTable(1000).capacity(), 1024u);
   EXPECT_EQ(FlowTable(1024).capacity(), 1024u);
 }
@@ -326,7 +326,7 @@ TEST(FlowTable, FindMatchesHashAndKey) {
   FlowTable table(16);
   const sluice_flow_key key = key_for_port(1);
   table.insert(key, 7, 100, 0);
-  EXPECT_EQ(table.find(key, 11, 0), nullptr) << "another hash in the same bucket";
+  EXPECT_EQ(table.find(key, 7 + (1u << 16), 0), nullptr) << "another hash tag in the same bucket";
   EXPECT_EQ(table.find(key_for_port(2), 7, 0), nullptr) << "another key with the same hash";
   EXPECT_NE(table.find(key, 7, 0), nullptr);
 }
@@ -367,34 +367,52 @@ TEST(FlowTable, ReinsertSkipsEarlierFreeWay) {
 }
 
 TEST(FlowTable, EvictsSoonestExpiry) {
-  FlowTable table(8);  // two buckets: even hashes share bucket 0
-  const uint64_t expiries[4] = {500, 100, 300, 400};
-  for (uint16_t i = 0; i < 4; ++i) table.insert(key_for_port(i), i * 2u, expiries[i], 0);
-  EXPECT_EQ(table.counters().entries, 4u);
+  FlowTable table(16);  // two buckets: even hashes share bucket 0
+  const uint64_t expiries[8] = {500, 100, 300, 400, 800, 700, 900, 600};
+  for (uint16_t i = 0; i < 8; ++i) table.insert(key_for_port(i), i * 2u, expiries[i], 0);
+  EXPECT_EQ(table.counters().entries, 8u);
 
-  table.insert(key_for_port(4), 8, 600, 0);
+  table.insert(key_for_port(8), 16, 1000, 0);
   EXPECT_EQ(table.counters().evictions, 1u);
   EXPECT_EQ(table.counters().expired, 0u);
-  EXPECT_EQ(table.counters().entries, 4u);
+  EXPECT_EQ(table.counters().entries, 8u);
   EXPECT_EQ(table.find(key_for_port(1), 2, 0), nullptr) << "the soonest expiry is evicted";
-  for (uint16_t i : {0, 2, 3}) EXPECT_NE(table.find(key_for_port(i), i * 2u, 0), nullptr);
-  EXPECT_NE(table.find(key_for_port(4), 8, 0), nullptr);
+  for (uint16_t i : {0, 2, 3, 4, 5, 6, 7}) EXPECT_NE(table.find(key_for_port(i), i * 2u, 0), nullptr);
+  EXPECT_NE(table.find(key_for_port(8), 16, 0), nullptr);
 
-  table.insert(key_for_port(5), 1, 600, 0);  // bucket 1
-  EXPECT_EQ(table.counters().entries, 5u);
+  table.insert(key_for_port(9), 1, 600, 0);  // bucket 1
+  EXPECT_EQ(table.counters().entries, 9u);
   EXPECT_EQ(table.counters().evictions, 1u);
 }
 
 TEST(FlowTable, ExpiredWayReusedNotEvicted) {
   FlowTable table(FlowTable::kWays);
-  const uint64_t expiries[4] = {500, 100, 300, 400};
-  for (uint16_t i = 0; i < 4; ++i) table.insert(key_for_port(i), i, expiries[i], 0);
+  const uint64_t expiries[8] = {500, 100, 300, 400, 800, 700, 900, 600};
+  for (uint16_t i = 0; i < 8; ++i) table.insert(key_for_port(i), i, expiries[i], 0);
 
-  table.insert(key_for_port(9), 9, 700, 150);  // the entry that expired at 100 makes room
+  table.insert(key_for_port(9), 9, 1000, 150);  // the entry that expired at 100 makes room
   EXPECT_EQ(table.counters().evictions, 0u);
   EXPECT_EQ(table.counters().expired, 1u);
-  EXPECT_EQ(table.counters().entries, 4u);
+  EXPECT_EQ(table.counters().entries, 8u);
   EXPECT_EQ(table.find(key_for_port(1), 1, 150), nullptr);
+}
+
+TEST(FlowTable, ExpiryAcrossTheClockWrap) {
+  // Expiries keep 48 bits: an entry made just before the clock passes 2^48 ns still lives
+  // after it, and expires on time.
+  FlowTable table(16);
+  const uint64_t wrap = uint64_t{1} << 48;
+  const sluice_flow_key key = key_for_port(1);
+  table.insert(key, 7, wrap + 100, wrap - 50);
+  EXPECT_NE(table.find(key, 7, wrap - 1), nullptr);
+  EXPECT_NE(table.find(key, 7, wrap + 99), nullptr);
+  EXPECT_EQ(table.find(key, 7, wrap + 100), nullptr);
+  EXPECT_EQ(table.counters().expired, 1u);
+
+  // An expiry whose low 48 bits are 0 does not read as a free way.
+  FlowEntry* entry = table.insert(key, 7, 2 * wrap, wrap - 10);
+  EXPECT_EQ(table.counters().entries, 1u);
+  EXPECT_EQ(table.find(key, 7, 2 * wrap - 1), entry);
 }
 
 }  // namespace

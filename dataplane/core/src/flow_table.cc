@@ -1,6 +1,7 @@
 #include "sluice/flow_table.h"
 
 #include <bit>
+#include <cstdint>
 
 namespace sluice {
 
@@ -15,10 +16,10 @@ FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t n
   const uint32_t index = hash & bucket_mask_;
   FlowBucket& bucket = buckets_[index];
   for (uint32_t way = 0; way < kWays; ++way) {
-    if (bucket.expires_ns[way] == 0 || bucket.hashes[way] != hash) continue;
+    if (!tag_matches(bucket.ways[way], hash)) continue;
     FlowEntry& entry = entries_[index * kWays + way];
     if (!flow_keys_equal(entry.key, key)) continue;
-    if (bucket.expires_ns[way] <= now_ns) {
+    if (time_left(bucket.ways[way], now_ns) <= 0) {
       ++counters_.expired;
       erase(&entry);
       return nullptr;
@@ -34,25 +35,32 @@ FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t
   FlowBucket& bucket = buckets_[index];
   int target = -1;
   uint32_t soonest = 0;
+  int64_t soonest_left = INT64_MAX;
   for (uint32_t way = 0; way < kWays; ++way) {
-    const uint64_t expires = bucket.expires_ns[way];
-    if (expires != 0 && bucket.hashes[way] == hash &&
-        flow_keys_equal(entries_[index * kWays + way].key, key)) {
+    const uint64_t word = bucket.ways[way];
+    if (is_free(word)) {
+      if (target < 0) target = static_cast<int>(way);
+      continue;
+    }
+    if (tag_matches(word, hash) && flow_keys_equal(entries_[index * kWays + way].key, key)) {
       target = static_cast<int>(way);  // the flow's own entry, live or expired
       break;
     }
-    if (expires == 0 && target < 0) target = static_cast<int>(way);
-    if (expires < bucket.expires_ns[soonest]) soonest = way;
+    const int64_t left = time_left(word, now_ns);
+    if (left < soonest_left) {
+      soonest_left = left;
+      soonest = way;
+    }
   }
 
   if (target < 0) {
     target = static_cast<int>(soonest);
-    if (bucket.expires_ns[soonest] <= now_ns) {
+    if (soonest_left <= 0) {
       ++counters_.expired;
     } else {
       ++counters_.evictions;
     }
-  } else if (bucket.expires_ns[target] == 0) {
+  } else if (is_free(bucket.ways[target])) {
     ++counters_.entries;
   }
 
@@ -60,15 +68,14 @@ FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t
   FlowEntry& entry = entries_[index * kWays + static_cast<uint32_t>(target)];
   entry.key = key;
   entry.flags = 0;
-  bucket.hashes[target] = hash;
-  bucket.expires_ns[target] = expires_ns;
+  bucket.ways[target] = make_way(expires_ns, tag_of(hash));
   return &entry;
 }
 
 void FlowTable::erase(FlowEntry* entry) {
-  uint64_t& expires = bucket_of(entry).expires_ns[way_of(entry)];
-  if (expires == 0) return;
-  expires = 0;
+  uint64_t& way = bucket_of(entry).ways[way_of(entry)];
+  if (is_free(way)) return;
+  way = 0;
   --counters_.entries;
 }
 
