@@ -901,7 +901,8 @@ def main():
                 failures.append("sluiced's log has %d line(s) like %r, the first: %s" % (
                     len(found), pattern, found[0]))
     if failures:
-        print(tail(log_path, 60))
+        if process is not None:
+            print(tail(log_path, 60))
         for failure in failures:
             print("FAIL:", failure)
         shutil.rmtree(work, ignore_errors=True)
