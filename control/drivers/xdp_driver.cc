@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "balancer_loader.h"
+#include "grace_period.h"
 #include "sluice/control/dataplane_driver.h"
 
 namespace sluice::control {
@@ -44,21 +45,51 @@ Result<InterfaceInfo> describe_interface(const std::string& name) {
   return info;
 }
 
+// Returns whether a backend slot whose flow entries `before` accepts no longer accepts them
+// in `after`: its backend was removed, went down or gave the slot to another backend.
+bool stops_serving_flows(const Snapshot& before, const Snapshot& after) {
+  for (size_t slot = 0; slot < before.backends.size(); ++slot) {
+    const BackendSlot& backend = before.backends[slot];
+    if (before.backend_accepts_flow(static_cast<uint32_t>(slot), backend.uid) &&
+        !after.backend_accepts_flow(static_cast<uint32_t>(slot), backend.uid)) {
+      return true;
+    }
+  }
+  return false;
+}
+
 class XdpDriver final : public DataplaneDriver {
  public:
   XdpDriver(XdpConfig config, std::unique_ptr<bpf::Balancer> balancer,
-            std::vector<InterfaceInfo> interfaces, std::vector<bpf::XdpEgress> egress)
+            std::vector<InterfaceInfo> interfaces, std::vector<bpf::XdpEgress> egress,
+            bpf::GracePeriod grace_period)
       : config_(std::move(config)),
         balancer_(std::move(balancer)),
         interfaces_(std::move(interfaces)),
-        egress_(std::move(egress)) {}
+        egress_(std::move(egress)),
+        grace_period_(std::move(grace_period)) {}
 
   ~XdpDriver() override { stop(); }
 
   std::string_view name() const override { return "xdp"; }
 
   Status publish(std::shared_ptr<const Snapshot> snapshot) override {
-    return balancer_->program(*snapshot, egress_);
+    if (Status status = balancer_->program(*snapshot, egress_); !status) return status;
+
+    // The API acknowledges a change when publish() returns. A program on another CPU that
+    // read a backend slot before program() rewrote it may still be running and about to send
+    // a packet to a backend that has just been removed. Waiting for the running programs to
+    // return means that no packet reaches it after the acknowledgement. Only changes that
+    // invalidate flow entries wait, because each wait takes an RCU grace period.
+    if (published_ && stops_serving_flows(*published_, *snapshot)) {
+      if (Status status = grace_period_.wait(); !status) {
+        spdlog::error("xdp: generation {} is programmed, but {}; packets of programs that "
+                      "started earlier may still reach its removed backends",
+                      snapshot->generation, status.error());
+      }
+    }
+    published_ = std::move(snapshot);
+    return {};
   }
 
   Status start() override {
@@ -99,6 +130,8 @@ class XdpDriver final : public DataplaneDriver {
   std::unique_ptr<bpf::Balancer> balancer_;
   std::vector<InterfaceInfo> interfaces_;
   std::vector<bpf::XdpEgress> egress_;
+  bpf::GracePeriod grace_period_;
+  std::shared_ptr<const Snapshot> published_;  // the snapshot in the maps
   bool attached_ = false;
 };
 
@@ -129,8 +162,11 @@ Result<std::unique_ptr<DataplaneDriver>> create_xdp_driver(const Config& config)
 
   auto balancer = bpf::Balancer::load(config.flow_table_size);
   if (!balancer) return Error{balancer.error()};
+  auto grace_period = bpf::GracePeriod::create();
+  if (!grace_period) return Error{grace_period.error()};
   return std::unique_ptr<DataplaneDriver>(new XdpDriver(config.xdp, std::move(*balancer),
-                                                        std::move(interfaces), std::move(egress)));
+                                                        std::move(interfaces), std::move(egress),
+                                                        std::move(*grace_period)));
 }
 
 }  // namespace sluice::control

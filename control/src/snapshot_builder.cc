@@ -8,19 +8,38 @@
 namespace sluice::control {
 namespace {
 
-// Returns the lowest slot below `limit` that `used` does not contain.
-Result<uint32_t> take_free_slot(std::set<uint32_t>& used, uint32_t limit, const char* what) {
-  uint32_t slot = 0;
-  for (uint32_t taken : used) {
-    if (taken != slot) break;
-    ++slot;
+// Allocates the lowest slot below a limit that is neither used nor resting. Slots are
+// allocated in rising order, so one cursor finds each in amortised constant time. When every
+// other slot is taken, a resting slot is allocated and stops resting.
+class SlotAllocator {
+ public:
+  SlotAllocator(std::set<uint32_t> used, std::set<uint32_t> resting, uint32_t limit, const char* what)
+      : used_(std::move(used)), resting_(std::move(resting)), limit_(limit), what_(what) {}
+
+  Result<uint32_t> take() {
+    while (next_ < limit_ && (used_.contains(next_) || resting_.contains(next_))) ++next_;
+    if (next_ < limit_) {
+      used_.insert(next_);
+      return next_++;
+    }
+    if (resting_.empty()) {
+      return Error{std::string("no free ") + what_ + " slot (the limit is " + std::to_string(limit_) + ")"};
+    }
+    const uint32_t slot = *resting_.begin();
+    resting_.erase(resting_.begin());
+    used_.insert(slot);
+    return slot;
   }
-  if (slot >= limit) {
-    return Error{std::string("no free ") + what + " slot (the limit is " + std::to_string(limit) + ")"};
-  }
-  used.insert(slot);
-  return slot;
-}
+
+  const std::set<uint32_t>& resting() const { return resting_; }
+
+ private:
+  std::set<uint32_t> used_;
+  std::set<uint32_t> resting_;
+  uint32_t limit_;
+  const char* what_;
+  uint32_t next_ = 0;  // every slot below is used or resting
+};
 
 BackendState state_for(const BackendConfig& backend, bool down) {
   if (backend.weight == 0) return BackendState::kDrained;
@@ -54,6 +73,27 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     }
   }
 
+  // Slots that this build frees rest until the next build: a new VIP or backend gets one only
+  // when no other slot is left. The XDP data plane writes backend slots before it swaps the
+  // Maglev tables, so for a moment the old tables are in force with the new slots. Had a
+  // freed slot gone to a backend of another VIP, packets and new flow entries of the old
+  // VIP would reach that backend. The next build finds the old tables gone.
+  std::set<uint32_t> resting_vip_slots;
+  for (const auto& [key, slot] : state_.vip_slots) {
+    if (!next.vip_slots.contains(key)) resting_vip_slots.insert(slot);
+  }
+  std::map<uint32_t, std::pair<VipKey, IpAddress>> removed_backends;  // slot -> its last owner
+  std::set<uint32_t> resting_backend_slots;
+  for (const auto& [key, allocation] : state_.backend_slots) {
+    if (next.backend_slots.contains(key)) continue;
+    removed_backends[allocation.slot] = key;
+    resting_backend_slots.insert(allocation.slot);
+  }
+  SlotAllocator vip_slots(std::move(used_vip_slots), std::move(resting_vip_slots),
+                          SLUICE_MAX_VIPS, "VIP");
+  SlotAllocator backend_slots(std::move(used_backend_slots), std::move(resting_backend_slots),
+                              SLUICE_MAX_BACKENDS, "backend");
+
   auto snapshot = std::make_shared<Snapshot>();
   snapshot->generation = next.generation;
   snapshot->seed = config.seed;
@@ -66,7 +106,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
 
   for (const VipConfig& vip_config : config.vips) {
     if (!next.vip_slots.contains(vip_config.key)) {
-      Result<uint32_t> slot = take_free_slot(used_vip_slots, SLUICE_MAX_VIPS, "VIP");
+      Result<uint32_t> slot = vip_slots.take();
       if (!slot) return Error{"vip " + vip_config.key.to_string() + ": " + slot.error()};
       next.vip_slots[vip_config.key] = *slot;
     }
@@ -91,7 +131,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     for (const BackendConfig& backend : vip_config.backends) {
       const auto key = std::make_pair(vip_config.key, backend.address);
       if (!next.backend_slots.contains(key)) {
-        Result<uint32_t> slot = take_free_slot(used_backend_slots, SLUICE_MAX_BACKENDS, "backend");
+        Result<uint32_t> slot = backend_slots.take();
         if (!slot) return Error{"vip " + vip_config.key.to_string() + ": " + slot.error()};
         next.backend_slots[key] = {*slot, next.next_uid++};
       }
@@ -121,6 +161,16 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
     next.tables[vip.key] = table->entries;
     vip.maglev = std::move(table->entries);
     snapshot->vips.push_back(std::move(vip));
+  }
+
+  // A resting backend slot keeps the removed backend's address, in state kRemoved, so that a
+  // packet that an old XDP table still sends there reaches the backend that the table meant,
+  // not the zero address. Flow entries that point at it are invalid.
+  for (uint32_t slot : backend_slots.resting()) {
+    const auto& key = removed_backends[slot];
+    if (snapshot->backends.size() <= slot) snapshot->backends.resize(slot + 1);
+    snapshot->backends[slot] = {state_.backend_slots.at(key).uid, BackendState::kRemoved,
+                                key.second, 0, state_.vip_slots.at(key.first)};
   }
 
   snapshot->index_vips();

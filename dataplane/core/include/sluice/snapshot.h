@@ -15,7 +15,9 @@
 namespace sluice {
 
 enum class BackendState : uint8_t {
-  kRemoved = 0,  // the slot is free; flow entries that point at it are invalid
+  // No backend serves from the slot: it is free, or it rests for one snapshot after its
+  // backend left and keeps that backend's address. Flow entries that point at it are invalid.
+  kRemoved = 0,
   kLive = 1,     // in the Maglev table
   kDrained = 2,  // weight 0: no new flows, existing flow entries stay valid
   kDown = 3,     // failed health checks: flow entries are invalid
