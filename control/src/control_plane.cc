@@ -55,9 +55,10 @@ void ControlPlane::stop() { driver_->stop(); }
 Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_run) {
   if (Status status = validate_config(candidate); !status) return Error{status.error()};
 
-  // A dry run builds with a copy of the builder, so the real one keeps its slots and tables.
-  SnapshotBuilder dry_builder = builder_;
-  SnapshotBuilder& builder = dry_run ? dry_builder : builder_;
+  // The build runs on a copy of the builder, which replaces the real one only once the data
+  // plane has taken the snapshot: after a dry run or a rejection, the builder keeps the slots,
+  // tables and generation that the running snapshot was built from.
+  SnapshotBuilder builder = builder_;
   std::vector<VipBuildReport> report;
   auto snapshot = builder.build(candidate, next_hop_, &report, unhealthy(candidate));
   if (!snapshot) return Error{snapshot.error()};
@@ -67,6 +68,7 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
     return Error{"the data plane rejected generation " + std::to_string((*snapshot)->generation) +
                  ": " + status.error()};
   }
+  builder_ = std::move(builder);
   snapshot_ = *snapshot;
   last_report_ = report;
   for (const std::string& warning : candidate.warnings) spdlog::warn("config: {}", warning);

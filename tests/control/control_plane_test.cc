@@ -148,6 +148,19 @@ TEST_F(Fixture, RejectedPublishKeepsState) {
   EXPECT_EQ(control->config(), base_config());
 }
 
+TEST_F(Fixture, RejectedPublishKeepsBuilderState) {
+  // The rejected snapshot must not advance the generation or take backend slots: the next
+  // accepted change follows the running snapshot directly.
+  const uint64_t generation = control->generation();
+  const uint32_t backend_slots = static_cast<uint32_t>(last().backends.size());
+  driver->reject = true;
+  ASSERT_FALSE(control->add_backend(vip, {address("198.51.100.140"), 1}).ok());
+  driver->reject = false;
+  ASSERT_TRUE(control->add_backend(vip, {address("198.51.100.141"), 1}).ok());
+  EXPECT_EQ(last().generation, generation + 1);
+  EXPECT_EQ(last().backends.size(), backend_slots + 1) << "the rejected backend's slot stays free";
+}
+
 TEST_F(Fixture, AddVipTwiceRejected) {
   VipConfig again = base_config().vips[0];
   auto result = control->add_vip(again);
