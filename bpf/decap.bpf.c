@@ -168,7 +168,7 @@ static __always_inline int parse_gue(const __u8 *udp, void *data_end, __u32 udp_
     if ((void *)(udp + UDP_HEADER_LENGTH + 1) > data_end)
         return SLUICE_DECAP_PASSED_MALFORMED;
     if (*(const __be16 *)(udp + 2) != sluice_decap_gue_port || sluice_decap_gue_port == 0)
-        return SLUICE_DECAP_PASSED_NOT_IPIP;
+        return SLUICE_DECAP_PASSED_UDP_NOT_GUE;
     if (bpf_ntohs(*(const __be16 *)(udp + 4)) != udp_length)
         return SLUICE_DECAP_PASSED_MALFORMED;
     if (*(const __u16 *)(udp + 6) != 0)

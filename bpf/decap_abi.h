@@ -69,7 +69,9 @@ typedef __u8 sluice_decap_address_value;
     X(SLUICE_DECAP_PASSED_ADJUST_HEAD_FAILED, passed_adjust_head_failed,                         \
       "bpf_xdp_adjust_head failed, packet left as it was")                                       \
     X(SLUICE_DECAP_PASSED_GUE_CHECKSUM, passed_gue_checksum,                                     \
-      "GUE with a UDP checksum, left to the kernel (Sluice sends checksum 0)")
+      "GUE with a UDP checksum, left to the kernel (Sluice sends checksum 0)")                   \
+    X(SLUICE_DECAP_PASSED_UDP_NOT_GUE, passed_udp_not_gue,                                       \
+      "UDP to a local address on another port than the GUE port (--gue-port)")
 
 #define SLUICE_DECAP_COUNTER_ENUMERATOR_(id, name, description) id,
 enum sluice_decap_counter {

@@ -536,6 +536,15 @@ void check_cross_fields(Config& config) {
                                 "dropped (counted as no_backend)");
     }
   }
+  for (size_t i = 0; i < config.dpdk.ports.size(); ++i) {
+    const DpdkPortConfig& port = config.dpdk.ports[i];
+    if (port.mtu && port.egress_mtu && *port.egress_mtu > *port.mtu) {
+      config.warnings.push_back(index("dataplane.dpdk.ports", i) + ".egress_mtu: " +
+                                std::to_string(*port.egress_mtu) + " is above the port's mtu " +
+                                std::to_string(*port.mtu) + ", so packets that the port cannot send pass "
+                                "the too-big check");
+    }
+  }
   if (config.vips.size() > SLUICE_MAX_VIPS) {
     fail("vips", std::to_string(config.vips.size()) + " VIPs exceed the limit of " +
                      std::to_string(SLUICE_MAX_VIPS));

@@ -448,9 +448,9 @@ TEST_F(DecapProgramTest, UdpThatIsNotGuePassesUntouched) {
     Bytes inner4 = inner_ipv4_udp();
     // Another UDP port: a service of the backend's own.
     expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 53), inner4}),
-                            SLUICE_DECAP_PASSED_NOT_IPIP);
+                            SLUICE_DECAP_PASSED_UDP_NOT_GUE);
     expect_passed_untouched(join({ethernet_header(ethertype_ipv6), outer_ipv6_gue(inner4, 6081), inner4}),
-                            SLUICE_DECAP_PASSED_NOT_IPIP);
+                            SLUICE_DECAP_PASSED_UDP_NOT_GUE);
     // A GUE header (variant 0) starts with the bits 00 instead of an IP version.
     Bytes variant0 = join({Bytes{0x00, 0x04, 0x00, 0x00}, inner4});
     expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(variant0), variant0}),
@@ -475,7 +475,7 @@ TEST_F(DecapProgramTest, GuePortIsAnOption) {
     expect_decapsulated(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 7000), inner4}),
                         join({ethernet_header(ethertype_ipv4), inner4}), SLUICE_DECAP_DECAPSULATED_IPV4);
     expect_passed_untouched(join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 6080), inner4}),
-                            SLUICE_DECAP_PASSED_NOT_IPIP);
+                            SLUICE_DECAP_PASSED_UDP_NOT_GUE);
 
     // Port 0 turns GUE off.
     Result<DecapProgram> off = DecapProgram::load(0);
@@ -483,7 +483,7 @@ TEST_F(DecapProgramTest, GuePortIsAnOption) {
     program_.emplace(std::move(off).value());
     ASSERT_TRUE(program_->add_local_address(IpAddress::parse("192.0.2.2").value()).has_value());
     Bytes zero_port = join({ethernet_header(ethertype_ipv4), outer_ipv4_gue(inner4, 0), inner4});
-    expect_passed_untouched(zero_port, SLUICE_DECAP_PASSED_NOT_IPIP);
+    expect_passed_untouched(zero_port, SLUICE_DECAP_PASSED_UDP_NOT_GUE);
 }
 
 TEST_F(DecapProgramTest, Ipv4InIpv4IsStripped) {

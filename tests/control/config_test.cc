@@ -156,6 +156,20 @@ TEST(ValidateConfig, RejectsChangedConfig) {
       << family.error();
 }
 
+TEST(ValidateConfig, WarnsAboutEgressMtuAbovePortMtu) {
+  Config config;
+  config.source_ipv4 = *IpAddress::parse("198.51.100.2");
+  config.dpdk.ports.push_back({"net_null0", 1400, 1500});
+  ASSERT_TRUE(validate_config(config).ok());
+  ASSERT_EQ(config.warnings.size(), 1u);
+  EXPECT_NE(config.warnings[0].find("dataplane.dpdk.ports[0].egress_mtu: 1500 is above the port's mtu 1400"),
+            std::string::npos)
+      << config.warnings[0];
+  config.dpdk.ports[0].egress_mtu = 1400;
+  ASSERT_TRUE(validate_config(config).ok());
+  EXPECT_TRUE(config.warnings.empty());
+}
+
 TEST(ValidateConfig, WarnsAboutVipWithoutServingBackend) {
   Config config;
   config.source_ipv4 = *IpAddress::parse("198.51.100.2");

@@ -134,6 +134,9 @@ def test_vip_commands(ctl):
     check(out.splitlines()[0].split()[:3] == ["VIP", "TABLE", "SIZE"],
           "vip list: header is %r" % out.splitlines()[0])
     check(VIP4 in out, "vip list: %s missing from\n%s" % (VIP4, out))
+    row = [line for line in out.splitlines() if line.startswith(VIP4)]
+    check(row and row[0].split()[-2:] == ["ipip", "connection"],
+          "vip list: %s should show ipip and connection last:\n%s" % (VIP4, out))
 
     out, _ = ctl.ok("vip", "add", VIP6, "--table-size", "251")
     check("added VIP %s" % VIP6 in out, "vip add: output %r" % out)

@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     std::string mode_text = "native";
     std::vector<std::string> address_texts;
     bool json = false;
-    std::uint16_t gue_port = sluice::bpf::kDefaultGuePort;
+    int gue_port = sluice::bpf::kDefaultGuePort;
 
     CLI::App* attach = app.add_subcommand(
         "attach", "Load the program and attach it to an interface. It stays attached after this command exits. "
@@ -177,6 +177,7 @@ int main(int argc, char** argv) {
     attach
         ->add_option("--gue-port", gue_port,
                      "UDP destination port of GUE packets, as sluiced's lb.gue_port; 0 turns GUE off")
+        ->check(CLI::Range(0, 65535).description("a port from 0 to 65535"))
         ->capture_default_str();
 
     CLI::App* detach = app.add_subcommand("detach", "Detach the sluice-decap program from an interface.");
@@ -194,7 +195,7 @@ int main(int argc, char** argv) {
     }
 
     if (attach->parsed()) {
-        return run_attach(interface, mode_text, address_texts, gue_port);
+        return run_attach(interface, mode_text, address_texts, static_cast<std::uint16_t>(gue_port));
     }
     if (detach->parsed()) {
         return run_detach(interface);

@@ -108,7 +108,9 @@ void print_vips(const json& response, std::ostream& out) {
                {"TABLE SIZE", Align::kRight},
                {"BACKENDS", Align::kRight},
                {"LIVE", Align::kRight},
-               {"CHANGED SLOTS", Align::kRight}});
+               {"CHANGED SLOTS", Align::kRight},
+               {"ENCAPSULATION"},
+               {"PERSISTENCE"}});
   for (const json& vip : vips) {
     const json& backends = vip.value("backends", json::array());
     const auto live = std::count_if(backends.begin(), backends.end(), [](const json& backend) {
@@ -116,7 +118,8 @@ void print_vips(const json& response, std::ostream& out) {
     });
     table.add_row({text_of(vip.value("vip", json())), text_of(vip.value("table_size", json())),
                    std::to_string(backends.size()), std::to_string(live),
-                   text_of(vip.value("changed_slots", json()))});
+                   text_of(vip.value("changed_slots", json())), text_of(vip.value("encapsulation", json())),
+                   text_of(vip.value("persistence", json()))});
   }
   table.print(out);
 }
