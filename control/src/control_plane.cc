@@ -142,6 +142,12 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
       candidate.xdp = config_.xdp;
       candidate.flow_table_size = config_.flow_table_size;
     }
+    // The BGP speaker runs with the settings it started with (see bgp_announcer.h).
+    if (candidate.bgp != config_.bgp) {
+      warnings.push_back("the bgp section applies only at start; the running one stays until "
+                         "sluiced restarts with the new file");
+      candidate.bgp = config_.bgp;
+    }
     if (!dry_run && candidate == config_) {
       return ChangeResult{snapshot_ ? snapshot_->generation : 0, false, warnings};
     }
