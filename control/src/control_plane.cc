@@ -376,6 +376,65 @@ Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& clien
   return snapshot_->backends[slot].address;
 }
 
+namespace {
+
+// FNV-1a, 64 bits (Fowler, Noll, Vo; the offset basis and prime of its 64-bit variant).
+class Fnv1a64 {
+ public:
+  void add(const void* data, size_t size) {
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < size; ++i) {
+      hash_ ^= bytes[i];
+      hash_ *= 0x100000001b3ull;
+    }
+  }
+  void add(const std::string& text) { add(text.data(), text.size() + 1); }
+  void add_u32(uint32_t value) { add(&value, sizeof(value)); }
+  std::string hex() const { return fmt::format("{:016x}", hash_); }
+
+ private:
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+}  // namespace
+
+nlohmann::json ControlPlane::table_digest() const {
+  std::lock_guard lock(mutex_);
+  if (!snapshot_) return nlohmann::json::object();
+  std::vector<const Vip*> vips;
+  for (const Vip& vip : snapshot_->vips) vips.push_back(&vip);
+  std::sort(vips.begin(), vips.end(), [](const Vip* a, const Vip* b) { return a->key < b->key; });
+
+  Fnv1a64 whole;
+  whole.add_u32(snapshot_->seed);
+  nlohmann::json per_vip = nlohmann::json::array();
+  for (const Vip* vip : vips) {
+    Fnv1a64 table;
+    table.add(vip->key.to_string());
+    table.add_u32(static_cast<uint32_t>(vip->maglev.size()));
+    table.add_u32(vip->persistence);
+    uint32_t empty = 0;
+    for (uint32_t slot : vip->maglev) {
+      if (slot == kMaglevEmpty) {
+        ++empty;
+        table.add_u32(0);
+        continue;
+      }
+      const IpAddress& address = snapshot_->backends[slot].address;
+      table.add(address.bytes.data(), address.is_v4() ? 4 : 16);
+    }
+    whole.add(table.hex());
+    per_vip.push_back({{"vip", vip->key.to_string()},
+                       {"table_size", vip->maglev.size()},
+                       {"empty_slots", empty},
+                       {"digest", table.hex()}});
+  }
+  return {{"seed", snapshot_->seed},
+          {"generation", snapshot_->generation},
+          {"digest", whole.hex()},
+          {"vips", per_vip}};
+}
+
 nlohmann::json ControlPlane::stats() const {
   std::lock_guard lock(mutex_);
   if (!snapshot_) return nlohmann::json::object();

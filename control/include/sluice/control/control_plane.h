@@ -83,6 +83,13 @@ class ControlPlane {
   // The backend that a new connection from client:port to `key` reaches now.
   Result<IpAddress> lookup(const VipKey& key, const IpAddress& client, uint16_t port) const;
 
+  // Digests of the published Maglev tables, to compare load balancers of a fleet: equal
+  // digests mean that both send every new flow to the same backend. Covers the seed, and per
+  // VIP its key, table size, persistence and the backend address of every slot (not slot
+  // indices, which depend on the order of changes). FNV-1a, 64 bits: made to detect
+  // differences, not to resist forgery.
+  nlohmann::json table_digest() const;
+
   // The counters report (see stats_report.h), with the data plane's own figures.
   nlohmann::json stats() const;
 
