@@ -90,13 +90,25 @@ void write_stats(const sluice::control::ControlPlane& control, const std::string
 }
 
 // Announces the VIPs that can serve now and withdraws the others. Until the next hop's MAC
-// address is known, nothing can be forwarded, so nothing is announced. An error is logged
-// when it differs from the last one, so a BIRD that stays away does not flood the log.
+// address is known, nothing can be forwarded, so nothing is announced. A VIP waits until each
+// of its backends has a first result (up, or down after `fall` failures): its table is then
+// the one that the other load balancers of the fleet have, so a flow that the router moves
+// here keeps its backend. An error is logged when it differs from the last one, so a BIRD
+// that stays away does not flood the log.
 void update_announcements(const sluice::control::ControlPlane& control,
+                          const sluice::health::HealthChecker& checker,
                           sluice::control::BgpAnnouncer& bgp, std::string& last_error) {
   bgp.restart_if_exited();
+  std::set<std::string> unchecked;
+  for (const sluice::health::BackendStatus& backend : checker.snapshot()) {
+    if (backend.health == sluice::health::Health::kUnknown) unchecked.insert(backend.vip);
+  }
+  std::vector<sluice::control::VipStatus> vips = control.vips();
+  std::erase_if(vips, [&](const sluice::control::VipStatus& vip) {
+    return unchecked.contains(vip.key.to_string());
+  });
   std::set<sluice::IpAddress> serving;
-  if (control.next_hop_known()) serving = sluice::control::serving_vip_addresses(control.vips());
+  if (control.next_hop_known()) serving = sluice::control::serving_vip_addresses(vips);
   auto status = bgp.announce(serving);
   if (status) {
     last_error.clear();
@@ -106,13 +118,14 @@ void update_announcements(const sluice::control::ControlPlane& control,
   }
 }
 
-int run(sluice::control::ControlPlane& control, const sigset_t& signals,
-        const std::string& stats_path, sluice::control::BgpAnnouncer* bgp) {
+int run(sluice::control::ControlPlane& control, const sluice::health::HealthChecker& checker,
+        const sigset_t& signals, const std::string& stats_path,
+        sluice::control::BgpAnnouncer* bgp) {
   control.refresh_next_hop();
 
   int ticks = 0;
   std::string bgp_error;
-  if (bgp != nullptr) update_announcements(control, *bgp, bgp_error);
+  if (bgp != nullptr) update_announcements(control, checker, *bgp, bgp_error);
   for (;;) {
     timespec timeout{0, 500'000'000};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
@@ -126,7 +139,7 @@ int run(sluice::control::ControlPlane& control, const sigset_t& signals,
     ++ticks;
     // Until the next hop is known, ask every half second; afterwards, every 10 seconds.
     if (!control.next_hop_known() || ticks % 20 == 0) control.refresh_next_hop();
-    if (bgp != nullptr) update_announcements(control, *bgp, bgp_error);
+    if (bgp != nullptr) update_announcements(control, checker, *bgp, bgp_error);
     if (ticks % 2 == 0) write_stats(control, stats_path, bgp);
   }
   return 0;
@@ -306,7 +319,7 @@ int main(int argc, char** argv) {
       }
     }
 
-    rc = run(control, signals, stats_path, bgp.get());
+    rc = run(control, checker, signals, stats_path, bgp.get());
     if (bgp) {
       withdraw_and_drain(control, signals, stats_path, *bgp, bgp_config.drain_time_s);
       bgp->stop();

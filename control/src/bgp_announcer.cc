@@ -85,6 +85,7 @@ void append_static(std::string& text, const char* name, const char* channel, int
 std::set<IpAddress> serving_vip_addresses(const std::vector<VipStatus>& vips) {
   std::set<IpAddress> addresses;
   for (const VipStatus& vip : vips) {
+    if (vip.all_backends_down) continue;
     const bool live = std::any_of(vip.backends.begin(), vip.backends.end(),
                                   [](const BackendStatus& backend) { return backend.state == "live"; });
     if (live) addresses.insert(vip.key.address);
@@ -272,9 +273,10 @@ Status BgpAnnouncer::announce(const std::set<IpAddress>& addresses) {
   for (const IpAddress& address : announced_) {
     if (!addresses.contains(address)) withdrawn += " " + prefix_of(address);
   }
-  spdlog::info("bgp: announcing{}{}{}", added.empty() ? "" : " +" + added.substr(1),
-               withdrawn.empty() ? "" : " withdrawing" + withdrawn,
-               addresses.empty() ? " (nothing announced now)" : "");
+  std::string now;
+  for (const IpAddress& address : addresses) now += " " + prefix_of(address);
+  spdlog::info("bgp: announcing {} (added:{}; withdrawn:{})", now.empty() ? "nothing" : now.substr(1),
+               added.empty() ? " none" : added, withdrawn.empty() ? " none" : withdrawn);
   std::lock_guard lock(mutex_);
   announced_ = addresses;
   return {};

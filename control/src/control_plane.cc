@@ -317,6 +317,7 @@ std::vector<VipStatus> ControlPlane::vips() const {
   if (!snapshot_) return result;
   for (const VipBuildReport& report : last_report_) {
     VipStatus vip{report.key, report.table_size, report.changed_slots, {}};
+    vip.all_backends_down = report.all_down;
     for (const VipConfig& configured : config_.vips) {
       if (configured.key == report.key) {
         vip.persistence = configured.persistence;

@@ -355,9 +355,13 @@ TEST(BirdConfig, ServingAddressesNeedALiveBackend) {
                  {{*IpAddress::parse("198.51.100.130"), 1, "down", 65537}}};
   VipStatus drained{*parse_vip_key("203.0.113.12:80/tcp"), 65537, 0,
                     {{*IpAddress::parse("198.51.100.130"), 0, "drained", 0}}};
+  // Under all_down: forward_to_all, failed backends stay "live" in the table.
+  VipStatus all_failed{*parse_vip_key("203.0.113.13:80/tcp"), 65537, 0,
+                       {{*IpAddress::parse("198.51.100.130"), 1, "live", 65537}}};
+  all_failed.all_backends_down = true;
   // A second VIP on a live VIP's address does not withdraw the shared route.
   VipStatus shared_down{*parse_vip_key("203.0.113.10:53/udp"), 65537, 0, {}};
-  const auto addresses = serving_vip_addresses({live, down, drained, shared_down});
+  const auto addresses = serving_vip_addresses({live, down, drained, all_failed, shared_down});
   EXPECT_EQ(addresses, std::set<IpAddress>{*IpAddress::parse("203.0.113.10")});
 }
 

@@ -24,7 +24,8 @@
 namespace sluice::control {
 
 // Addresses of the VIPs that can serve now: with at least one live backend (healthy, weight
-// above 0). Several VIPs on one address (ports, protocols) share one route, announced while
+// above 0). A VIP whose backends all failed their checks is not served, even when
+// all_down: forward_to_all keeps them in its table. Several VIPs on one address (ports, protocols) share one route, announced while
 // any of them can serve.
 std::set<IpAddress> serving_vip_addresses(const std::vector<VipStatus>& vips);
 

@@ -35,6 +35,9 @@ struct VipStatus {
   std::vector<BackendStatus> backends;
   sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  // Every backend with a weight above 0 failed its checks. Under all_down: forward_to_all they
+  // stay in the table and their state stays "live".
+  bool all_backends_down = false;
 };
 
 // The outcome of a change: the generation it published, or that nothing changed.
