@@ -96,6 +96,7 @@ void emit_bgp(YAML::Emitter& out, const BgpConfig& bgp) {
   out << YAML::EndMap;
   out << YAML::Key << "hold_time_s" << YAML::Value << bgp.hold_time_s;
   out << YAML::Key << "drain_time_s" << YAML::Value << bgp.drain_time_s;
+  out << YAML::Key << "settle_time_s" << YAML::Value << bgp.settle_time_s;
   out << YAML::Key << "peers" << YAML::Value << YAML::BeginSeq;
   for (const BgpPeerConfig& peer : bgp.peers) {
     out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value

@@ -90,18 +90,28 @@ void write_stats(const sluice::control::ControlPlane& control, const std::string
 }
 
 // Announces the VIPs that can serve now and withdraws the others. Until the next hop's MAC
-// address is known, nothing can be forwarded, so nothing is announced. A VIP waits until each
-// of its backends has a first result (up, or down after `fall` failures): its table is then
-// the one that the other load balancers of the fleet have, so a flow that the router moves
-// here keeps its backend. An error is logged when it differs from the last one, so a BIRD
-// that stays away does not flood the log.
+// address is known, nothing can be forwarded, so nothing is announced.
+//
+// A VIP's table must be the one that the other load balancers of the fleet have, or a flow
+// that the router moves here changes backend. So a VIP waits until each of its backends has
+// a first result, and while one is down, until bgp.settle_time_s after the start: checks that
+// fail while the host's own network comes up (the exception interface gets its address after
+// sluiced starts) would otherwise leave healthy backends out of the table.
+//
+// An error is logged when it differs from the last one, so a BIRD that stays away does not
+// flood the log.
 void update_announcements(const sluice::control::ControlPlane& control,
                           const sluice::health::HealthChecker& checker,
+                          std::chrono::steady_clock::time_point settled_at,
                           sluice::control::BgpAnnouncer& bgp, std::string& last_error) {
   bgp.restart_if_exited();
+  const bool settled = std::chrono::steady_clock::now() >= settled_at;
   std::set<std::string> unchecked;
   for (const sluice::health::BackendStatus& backend : checker.snapshot()) {
-    if (backend.health == sluice::health::Health::kUnknown) unchecked.insert(backend.vip);
+    if (backend.health == sluice::health::Health::kUnknown ||
+        (backend.health == sluice::health::Health::kDown && !settled)) {
+      unchecked.insert(backend.vip);
+    }
   }
   std::vector<sluice::control::VipStatus> vips = control.vips();
   std::erase_if(vips, [&](const sluice::control::VipStatus& vip) {
@@ -125,7 +135,9 @@ int run(sluice::control::ControlPlane& control, const sluice::health::HealthChec
 
   int ticks = 0;
   std::string bgp_error;
-  if (bgp != nullptr) update_announcements(control, checker, *bgp, bgp_error);
+  const auto settled_at = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(control.config().bgp.settle_time_s);
+  if (bgp != nullptr) update_announcements(control, checker, settled_at, *bgp, bgp_error);
   for (;;) {
     timespec timeout{0, 500'000'000};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
@@ -139,7 +151,7 @@ int run(sluice::control::ControlPlane& control, const sluice::health::HealthChec
     ++ticks;
     // Until the next hop is known, ask every half second; afterwards, every 10 seconds.
     if (!control.next_hop_known() || ticks % 20 == 0) control.refresh_next_hop();
-    if (bgp != nullptr) update_announcements(control, checker, *bgp, bgp_error);
+    if (bgp != nullptr) update_announcements(control, checker, settled_at, *bgp, bgp_error);
     if (ticks % 2 == 0) write_stats(control, stats_path, bgp);
   }
   return 0;

@@ -536,7 +536,7 @@ void parse_bird(const YAML::Node& node, BirdConfig& bird) {
 
 void parse_bgp(const YAML::Node& node, Config& config) {
   check_keys(node, "bgp", {"local_as", "router_id", "next_hop", "hold_time_s", "drain_time_s",
-                           "peers", "bird"});
+                           "settle_time_s", "peers", "bird"});
   BgpConfig& bgp = config.bgp;
   bgp.enabled = true;
   if (!node["local_as"]) fail("bgp.local_as", "missing");
@@ -556,6 +556,9 @@ void parse_bgp(const YAML::Node& node, Config& config) {
   }
   if (node["drain_time_s"]) {
     bgp.drain_time_s = static_cast<uint32_t>(unsigned_integer(node["drain_time_s"], "bgp.drain_time_s", 0, 3600));
+  }
+  if (node["settle_time_s"]) {
+    bgp.settle_time_s = static_cast<uint32_t>(unsigned_integer(node["settle_time_s"], "bgp.settle_time_s", 0, 3600));
   }
   if (!node["peers"] || !node["peers"].IsSequence() || node["peers"].size() == 0) {
     fail("bgp.peers", "expected a non-empty list of peers, each with address and as");

@@ -259,6 +259,7 @@ bgp:
   EXPECT_EQ(bgp.next_hop_ipv6, *IpAddress::parse("2001:db8:100::2"));
   EXPECT_EQ(bgp.hold_time_s, 9u);
   EXPECT_EQ(bgp.drain_time_s, 5u);
+  EXPECT_EQ(bgp.settle_time_s, 10u);
   ASSERT_EQ(bgp.peers.size(), 1u);
   EXPECT_EQ(bgp.peers[0].as, 64600u);
   EXPECT_EQ(bgp.bird.binary, "/usr/sbin/bird");
@@ -278,6 +279,7 @@ bgp:
   next_hop: {ipv4: 198.51.100.9, ipv6: "2001:db8:100::9"}
   hold_time_s: 3
   drain_time_s: 0
+  settle_time_s: 30
   peers:
     - {address: 198.51.100.1, as: 64600, local_address: 198.51.100.2}
     - {address: "2001:db8:100::1", as: 64601}

@@ -317,6 +317,9 @@ def scenario_kill(dataplanes):
           (len(rejoin_failures), rejoin_failures[:5]))
     total = stream.count_between(0, time.time())
     all_failed = stream.failed_between(0, time.time())
+    outside = [(t, e) for t, e in all_failed if not kill_window[0] <= t < kill_window[1]]
+    check(not outside, "%d new connections failed outside the router's convergence after the kill "
+          "(seconds after the kill, error): %s" % (len(outside), [(round(t - killed, 2), e) for t, e in outside[:5]]))
     print("new connections: %d, failed: %d (%d while the router converged after the kill)" %
           (total, len(all_failed), len(failed_during)), flush=True)
     return {"scenario": "kill", "dataplanes": dataplanes, "convergence_s": round(converge_s, 3),

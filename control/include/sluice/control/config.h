@@ -134,6 +134,9 @@ struct BgpConfig {
   IpAddress next_hop_ipv6;      // of announced IPv6 VIPs; lb.ipv6 when absent
   uint32_t hold_time_s = 9;     // BGP hold time (RFC 4271: 0 or at least 3); keepalives at a third
   uint32_t drain_time_s = 5;    // after withdrawing on a graceful stop, forward this long
+  // After the start, a VIP with a backend that is down waits this long before it is announced,
+  // so that checks that failed while the host's network came up are retried first.
+  uint32_t settle_time_s = 10;
   std::vector<BgpPeerConfig> peers;
   BirdConfig bird;
 
