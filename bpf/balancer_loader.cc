@@ -339,8 +339,8 @@ Status Balancer::attach(const std::string& interface, AttachMode mode) {
   // a Sluice balancer left attached by a sluiced that was killed: a program attached through
   // netlink outlives its loader, and without this a load balancer could not start again after
   // a crash. REPLACE with old_prog_fd replaces only that program.
-  // NOTE: a balancer of another sluiced that still runs on the same interface is replaced too;
-  // the kernel keeps no owner of a netlink attachment to tell the two apart.
+  // NOTE: a balancer of another sluiced that still runs on the same interface is replaced too,
+  // because the kernel keeps no owner of a netlink attachment to tell the two apart.
   const uint32_t mode_flags = mode == AttachMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
   LibbpfLog log;
   bpf_xdp_attach_opts options{};

@@ -94,9 +94,9 @@ void write_stats(const sluice::control::ControlPlane& control, const std::string
 //
 // A VIP's table must be the one that the other load balancers of the fleet have, or a flow
 // that the router moves here changes backend. So a VIP waits until each of its backends has
-// a first result, and while one is down, until bgp.settle_time_s after the start: checks that
-// fail while the host's own network comes up (the exception interface gets its address after
-// sluiced starts) would otherwise leave healthy backends out of the table.
+// a first result. While one of them is down, it also waits until bgp.settle_time_s after the
+// start, because checks fail while the host's own network comes up (the exception interface
+// gets its address after sluiced starts), and would leave healthy backends out of the table.
 //
 // An error is logged when it differs from the last one, so a BIRD that stays away does not
 // flood the log.

@@ -525,7 +525,7 @@ void parse_bird(const YAML::Node& node, BirdConfig& bird) {
   if (node["config_file"]) bird.config_file = absolute_path(node["config_file"], join(path, "config_file"));
   if (node["control_socket"]) {
     bird.control_socket = absolute_path(node["control_socket"], join(path, "control_socket"));
-    // sockaddr_un::sun_path holds 108 bytes with the terminating zero.
+    // sockaddr_un::sun_path is 108 bytes long, with the terminating zero.
     if (bird.control_socket.size() > 107) {
       fail(join(path, "control_socket"), "longer than the 107 bytes a Unix socket path allows");
     }
@@ -542,6 +542,7 @@ void parse_bgp(const YAML::Node& node, Config& config) {
   if (!node["local_as"]) fail("bgp.local_as", "missing");
   bgp.local_as = as_number(node["local_as"], "bgp.local_as");
   if (node["router_id"]) bgp.router_id = address(node["router_id"], "bgp.router_id", 4);
+
   if (node["next_hop"]) {
     check_keys(node["next_hop"], "bgp.next_hop", {"ipv4", "ipv6"});
     if (node["next_hop"]["ipv4"]) {
@@ -551,6 +552,7 @@ void parse_bgp(const YAML::Node& node, Config& config) {
       bgp.next_hop_ipv6 = address(node["next_hop"]["ipv6"], "bgp.next_hop.ipv6", 6);
     }
   }
+
   if (node["hold_time_s"]) {
     bgp.hold_time_s = static_cast<uint32_t>(unsigned_integer(node["hold_time_s"], "bgp.hold_time_s", 3, 65535));
   }
@@ -560,6 +562,7 @@ void parse_bgp(const YAML::Node& node, Config& config) {
   if (node["settle_time_s"]) {
     bgp.settle_time_s = static_cast<uint32_t>(unsigned_integer(node["settle_time_s"], "bgp.settle_time_s", 0, 3600));
   }
+
   if (!node["peers"] || !node["peers"].IsSequence() || node["peers"].size() == 0) {
     fail("bgp.peers", "expected a non-empty list of peers, each with address and as");
   }
@@ -584,6 +587,7 @@ void parse_bgp(const YAML::Node& node, Config& config) {
     }
     bgp.peers.push_back(peer);
   }
+
   if (node["bird"]) parse_bird(node["bird"], bgp.bird);
 }
 

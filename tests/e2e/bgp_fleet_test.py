@@ -1,10 +1,10 @@
 #!/usr/bin/python3
 """Load balancers that announce the VIPs over BGP to a router with ECMP.
 
-`announce` brings up one load balancer (tools/testbed up --lbs 1) and checks that sluiced
-announces both VIPs while a backend is live, withdraws them when every backend's HTTP server
-is stopped, announces them again when one comes back, and on SIGTERM withdraws them first and
-keeps running for bgp.drain_time_s.
+`announce` brings up one load balancer (tools/testbed up --lbs 1). sluiced must announce both
+VIPs while a backend is live, withdraw them when every backend's HTTP server is stopped, and
+announce them again when one comes back. On SIGTERM it must withdraw them first and keep
+running for bgp.drain_time_s.
 
 `kill` brings up a fleet (--lbs 2, each with the data plane that --dataplanes names) and keeps
 long TCP transfers and a stream of new connections going through the VIP while sl-lb1's
