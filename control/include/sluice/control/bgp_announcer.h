@@ -51,7 +51,7 @@ class BgpAnnouncer {
   // announced. On an error, the announced set stays as BIRD last accepted it.
   Status announce(const std::set<IpAddress>& addresses);
 
-  // Starts BIRD again when it has exited, at most once every 5 seconds. Its config file holds
+  // Starts BIRD again when it has exited, at most once every 5 seconds. Its config file contains
   // the announced set, so it announces the same routes.
   void restart_if_exited();
 
