@@ -335,11 +335,31 @@ Status Balancer::attach(const std::string& interface, AttachMode mode) {
   const unsigned ifindex = if_nametoindex(interface.c_str());
   if (ifindex == 0) return failure(action, errno);
 
-  // UPDATE_IF_NOEXIST: never replace a program that someone else attached.
+  // UPDATE_IF_NOEXIST: never replace a program that someone else attached. The exception is
+  // a Sluice balancer left attached by a sluiced that was killed: a program attached through
+  // netlink outlives its loader, and without this a load balancer could not start again after
+  // a crash. REPLACE with old_prog_fd replaces only that program.
+  // NOTE: a balancer of another sluiced that still runs on the same interface is replaced too,
+  // because the kernel keeps no owner of a netlink attachment to tell the two apart.
   const uint32_t mode_flags = mode == AttachMode::kNative ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
   LibbpfLog log;
-  const int err = bpf_xdp_attach(static_cast<int>(ifindex), program_fd(),
-                                 mode_flags | XDP_FLAGS_UPDATE_IF_NOEXIST, nullptr);
+  bpf_xdp_attach_opts options{};
+  options.sz = sizeof(options);
+  uint32_t flags = mode_flags | XDP_FLAGS_UPDATE_IF_NOEXIST;
+  int stale_fd = -1;
+  uint32_t attached_id = 0;
+  if (bpf_xdp_query_id(static_cast<int>(ifindex), mode_flags, &attached_id) == 0 && attached_id != 0) {
+    stale_fd = bpf_prog_get_fd_by_id(attached_id);
+    bpf_prog_info info{};
+    uint32_t info_length = sizeof(info);
+    if (stale_fd >= 0 && bpf_obj_get_info_by_fd(stale_fd, &info, &info_length) == 0 &&
+        std::string_view(info.name) == "sluice_balancer") {
+      flags = mode_flags | XDP_FLAGS_REPLACE;
+      options.old_prog_fd = stale_fd;
+    }
+  }
+  const int err = bpf_xdp_attach(static_cast<int>(ifindex), program_fd(), flags, &options);
+  if (stale_fd >= 0) close(stale_fd);
   if (err < 0) {
     std::string hint;
     if (err == -EBUSY || err == -EEXIST) hint = " (an XDP program is already attached; detach it first)";

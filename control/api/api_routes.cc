@@ -234,6 +234,8 @@ HttpHandler make_api_handler(ControlPlane& control, const health::HealthChecker*
       response = health_states(health, request);
     } else if (path == "/v1/lookup" && method == "GET") {
       response = lookup(control, request);
+    } else if (path == "/v1/digest" && method == "GET") {
+      response = json_response(200, control.table_digest());
     } else {
       response = error(404, "no route for " + method + " " + path + " (see the API section of "
                             "the README)");

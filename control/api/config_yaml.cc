@@ -86,6 +86,34 @@ void emit_health_check(YAML::Emitter& out, const health::HealthCheckSpec& spec) 
   out << YAML::EndMap;
 }
 
+void emit_bgp(YAML::Emitter& out, const BgpConfig& bgp) {
+  out << YAML::Key << "bgp" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "local_as" << YAML::Value << bgp.local_as;
+  out << YAML::Key << "router_id" << YAML::Value << bgp.router_id.to_string();
+  out << YAML::Key << "next_hop" << YAML::Value << YAML::BeginMap;
+  if (bgp.next_hop_ipv4.is_set()) out << YAML::Key << "ipv4" << YAML::Value << bgp.next_hop_ipv4.to_string();
+  if (bgp.next_hop_ipv6.is_set()) out << YAML::Key << "ipv6" << YAML::Value << bgp.next_hop_ipv6.to_string();
+  out << YAML::EndMap;
+  out << YAML::Key << "hold_time_s" << YAML::Value << bgp.hold_time_s;
+  out << YAML::Key << "drain_time_s" << YAML::Value << bgp.drain_time_s;
+  out << YAML::Key << "settle_time_s" << YAML::Value << bgp.settle_time_s;
+  out << YAML::Key << "peers" << YAML::Value << YAML::BeginSeq;
+  for (const BgpPeerConfig& peer : bgp.peers) {
+    out << YAML::Flow << YAML::BeginMap << YAML::Key << "address" << YAML::Value
+        << peer.address.to_string() << YAML::Key << "as" << YAML::Value << peer.as;
+    if (peer.local_address) out << YAML::Key << "local_address" << YAML::Value << peer.local_address->to_string();
+    out << YAML::EndMap;
+  }
+  out << YAML::EndSeq;
+  out << YAML::Key << "bird" << YAML::Value << YAML::BeginMap;
+  out << YAML::Key << "binary" << YAML::Value << bgp.bird.binary;
+  out << YAML::Key << "config_file" << YAML::Value << bgp.bird.config_file;
+  out << YAML::Key << "control_socket" << YAML::Value << bgp.bird.control_socket;
+  if (!bgp.bird.pid_file.empty()) out << YAML::Key << "pid_file" << YAML::Value << bgp.bird.pid_file;
+  if (!bgp.bird.log_file.empty()) out << YAML::Key << "log_file" << YAML::Value << bgp.bird.log_file;
+  out << YAML::EndMap << YAML::EndMap;
+}
+
 }  // namespace
 
 std::string config_to_yaml(const Config& config) {
@@ -136,7 +164,9 @@ std::string config_to_yaml(const Config& config) {
     }
     out << YAML::EndSeq << YAML::EndMap;
   }
-  out << YAML::EndSeq << YAML::EndMap;
+  out << YAML::EndSeq;
+  if (config.bgp.enabled) emit_bgp(out, config.bgp);
+  out << YAML::EndMap;
   return std::string(out.c_str()) + "\n";
 }
 

@@ -8,12 +8,15 @@
 #include <sched.h>
 #include <sys/stat.h>
 
+#include <chrono>
 #include <csignal>
 #include <ctime>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
+#include "sluice/control/bgp_announcer.h"
 #include "sluice/control/config.h"
 #include "sluice/control/control_plane.h"
 #include "sluice/control/dataplane_driver.h"
@@ -76,18 +79,65 @@ std::vector<sluice::health::HealthCheckTarget> health_targets(const Config& conf
   return targets;
 }
 
-void write_stats(const sluice::control::ControlPlane& control, const std::string& path) {
+void write_stats(const sluice::control::ControlPlane& control, const std::string& path,
+                 const sluice::control::BgpAnnouncer* bgp) {
   if (path.empty()) return;
-  if (auto status = sluice::control::write_stats_file(path, control.stats()); !status) {
+  nlohmann::json report = control.stats();
+  if (bgp != nullptr) report["bgp"] = bgp->status();
+  if (auto status = sluice::control::write_stats_file(path, report); !status) {
     spdlog::warn("stats file: {}", status.error());
   }
 }
 
-int run(sluice::control::ControlPlane& control, const sigset_t& signals,
-        const std::string& stats_path) {
+// Announces the VIPs that can serve now and withdraws the others. Until the next hop's MAC
+// address is known, nothing can be forwarded, so nothing is announced.
+//
+// A VIP's table must be the one that the other load balancers of the fleet have, or a flow
+// that the router moves here changes backend. So a VIP waits until each of its backends has
+// a first result. While one of them is down, it also waits until bgp.settle_time_s after the
+// start, because checks fail while the host's own network comes up (the exception interface
+// gets its address after sluiced starts), and would leave healthy backends out of the table.
+//
+// An error is logged when it differs from the last one, so a BIRD that stays away does not
+// flood the log.
+void update_announcements(const sluice::control::ControlPlane& control,
+                          const sluice::health::HealthChecker& checker,
+                          std::chrono::steady_clock::time_point settled_at,
+                          sluice::control::BgpAnnouncer& bgp, std::string& last_error) {
+  bgp.restart_if_exited();
+  const bool settled = std::chrono::steady_clock::now() >= settled_at;
+  std::set<std::string> unchecked;
+  for (const sluice::health::BackendStatus& backend : checker.snapshot()) {
+    if (backend.health == sluice::health::Health::kUnknown ||
+        (backend.health == sluice::health::Health::kDown && !settled)) {
+      unchecked.insert(backend.vip);
+    }
+  }
+  std::vector<sluice::control::VipStatus> vips = control.vips();
+  std::erase_if(vips, [&](const sluice::control::VipStatus& vip) {
+    return unchecked.contains(vip.key.to_string());
+  });
+  std::set<sluice::IpAddress> serving;
+  if (control.next_hop_known()) serving = sluice::control::serving_vip_addresses(vips);
+  auto status = bgp.announce(serving);
+  if (status) {
+    last_error.clear();
+  } else if (status.error() != last_error) {
+    spdlog::error("bgp: announcing failed, will try again: {}", status.error());
+    last_error = status.error();
+  }
+}
+
+int run(sluice::control::ControlPlane& control, const sluice::health::HealthChecker& checker,
+        const sigset_t& signals, const std::string& stats_path,
+        sluice::control::BgpAnnouncer* bgp) {
   control.refresh_next_hop();
 
   int ticks = 0;
+  std::string bgp_error;
+  const auto settled_at = std::chrono::steady_clock::now() +
+                          std::chrono::seconds(control.config().bgp.settle_time_s);
+  if (bgp != nullptr) update_announcements(control, checker, settled_at, *bgp, bgp_error);
   for (;;) {
     timespec timeout{0, 500'000'000};
     const int signal = sigtimedwait(&signals, nullptr, &timeout);
@@ -96,14 +146,40 @@ int run(sluice::control::ControlPlane& control, const sigset_t& signals,
       break;
     }
     if (signal == SIGHUP) (void)control.reload();
-    if (signal == SIGUSR1) write_stats(control, stats_path);
+    if (signal == SIGUSR1) write_stats(control, stats_path, bgp);
 
     ++ticks;
     // Until the next hop is known, ask every half second; afterwards, every 10 seconds.
     if (!control.next_hop_known() || ticks % 20 == 0) control.refresh_next_hop();
-    if (ticks % 2 == 0) write_stats(control, stats_path);
+    if (bgp != nullptr) update_announcements(control, checker, settled_at, *bgp, bgp_error);
+    if (ticks % 2 == 0) write_stats(control, stats_path, bgp);
   }
   return 0;
+}
+
+// A graceful stop with BGP: withdraw every VIP, then keep forwarding for bgp.drain_time_s, so
+// that the peers move the traffic to other load balancers before this one stops. A second
+// SIGTERM or SIGINT ends the drain early.
+void withdraw_and_drain(const sluice::control::ControlPlane& control, const sigset_t& signals,
+                        const std::string& stats_path, sluice::control::BgpAnnouncer& bgp,
+                        uint32_t drain_time_s) {
+  if (auto status = bgp.announce({}); !status) {
+    spdlog::error("bgp: withdrawing the VIPs failed, stopping BIRD closes its sessions instead: {}",
+                  status.error());
+    return;
+  }
+  spdlog::info("bgp: withdrew every VIP; forwarding for {} s before stopping (drain_time_s)",
+               drain_time_s);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(drain_time_s);
+  while (std::chrono::steady_clock::now() < deadline) {
+    timespec timeout{0, 500'000'000};
+    const int signal = sigtimedwait(&signals, nullptr, &timeout);
+    if (signal == SIGINT || signal == SIGTERM) {
+      spdlog::info("received a second stop signal, ending the drain early");
+      break;
+    }
+    write_stats(control, stats_path, &bgp);
+  }
 }
 
 }  // namespace
@@ -240,13 +316,32 @@ int main(int argc, char** argv) {
       spdlog::info("metrics on http://{}/metrics", metrics->endpoint());
     }
 
-    rc = run(control, signals, stats_path);
+    // BIRD is a child of this thread, which lives until sluiced exits (see bgp_announcer.h).
+    std::unique_ptr<sluice::control::BgpAnnouncer> bgp;
+    const sluice::control::BgpConfig bgp_config = control.config().bgp;
+    if (bgp_config.enabled) {
+      bgp = std::make_unique<sluice::control::BgpAnnouncer>(bgp_config);
+      if (auto status = bgp->start(); !status) {
+        spdlog::error("bgp start failed: {}", status.error());
+        if (metrics) metrics->stop();
+        (*api)->stop();
+        checker.stop();
+        control.stop();
+        return kExitDataplaneFailed;
+      }
+    }
+
+    rc = run(control, checker, signals, stats_path, bgp.get());
+    if (bgp) {
+      withdraw_and_drain(control, signals, stats_path, *bgp, bgp_config.drain_time_s);
+      bgp->stop();
+    }
     if (metrics) metrics->stop();
     (*api)->stop();
     control.set_config_listener({});
     checker.stop();
     control.stop();
-    write_stats(control, stats_path);
+    write_stats(control, stats_path, bgp.get());
   }
   spdlog::info("stopped");
   return rc;

@@ -503,6 +503,114 @@ void parse_flow_table(const YAML::Node& node, Config& config) {
   }
 }
 
+std::string absolute_path(const YAML::Node& node, const std::string& path) {
+  const std::string text = scalar(node, path);
+  if (text.empty() || text.front() != '/' || text.find_first_of("\"\n") != std::string::npos) {
+    fail(path, "'" + text + "' is not an absolute file path without quotes or newlines");
+  }
+  return text;
+}
+
+// BGP sessions need an AS number; 0 is reserved (RFC 7607) and 23456 is AS_TRANS (RFC 6793).
+uint32_t as_number(const YAML::Node& node, const std::string& path) {
+  const auto value = static_cast<uint32_t>(unsigned_integer(node, path, 1, UINT32_MAX));
+  if (value == 23456) fail(path, "23456 is AS_TRANS, not an AS number (RFC 6793)");
+  return value;
+}
+
+void parse_bird(const YAML::Node& node, BirdConfig& bird) {
+  const std::string path = "bgp.bird";
+  check_keys(node, path, {"binary", "config_file", "control_socket", "pid_file", "log_file"});
+  if (node["binary"]) bird.binary = absolute_path(node["binary"], join(path, "binary"));
+  if (node["config_file"]) bird.config_file = absolute_path(node["config_file"], join(path, "config_file"));
+  if (node["control_socket"]) {
+    bird.control_socket = absolute_path(node["control_socket"], join(path, "control_socket"));
+    // sockaddr_un::sun_path is 108 bytes long, with the terminating zero.
+    if (bird.control_socket.size() > 107) {
+      fail(join(path, "control_socket"), "longer than the 107 bytes a Unix socket path allows");
+    }
+  }
+  if (node["pid_file"]) bird.pid_file = absolute_path(node["pid_file"], join(path, "pid_file"));
+  if (node["log_file"]) bird.log_file = absolute_path(node["log_file"], join(path, "log_file"));
+}
+
+void parse_bgp(const YAML::Node& node, Config& config) {
+  check_keys(node, "bgp", {"local_as", "router_id", "next_hop", "hold_time_s", "drain_time_s",
+                           "settle_time_s", "peers", "bird"});
+  BgpConfig& bgp = config.bgp;
+  bgp.enabled = true;
+  if (!node["local_as"]) fail("bgp.local_as", "missing");
+  bgp.local_as = as_number(node["local_as"], "bgp.local_as");
+  if (node["router_id"]) bgp.router_id = address(node["router_id"], "bgp.router_id", 4);
+
+  if (node["next_hop"]) {
+    check_keys(node["next_hop"], "bgp.next_hop", {"ipv4", "ipv6"});
+    if (node["next_hop"]["ipv4"]) {
+      bgp.next_hop_ipv4 = address(node["next_hop"]["ipv4"], "bgp.next_hop.ipv4", 4);
+    }
+    if (node["next_hop"]["ipv6"]) {
+      bgp.next_hop_ipv6 = address(node["next_hop"]["ipv6"], "bgp.next_hop.ipv6", 6);
+    }
+  }
+
+  if (node["hold_time_s"]) {
+    bgp.hold_time_s = static_cast<uint32_t>(unsigned_integer(node["hold_time_s"], "bgp.hold_time_s", 3, 65535));
+  }
+  if (node["drain_time_s"]) {
+    bgp.drain_time_s = static_cast<uint32_t>(unsigned_integer(node["drain_time_s"], "bgp.drain_time_s", 0, 3600));
+  }
+  if (node["settle_time_s"]) {
+    bgp.settle_time_s = static_cast<uint32_t>(unsigned_integer(node["settle_time_s"], "bgp.settle_time_s", 0, 3600));
+  }
+
+  if (!node["peers"] || !node["peers"].IsSequence() || node["peers"].size() == 0) {
+    fail("bgp.peers", "expected a non-empty list of peers, each with address and as");
+  }
+  std::set<IpAddress> seen;
+  for (size_t i = 0; i < node["peers"].size(); ++i) {
+    const YAML::Node& item = node["peers"][i];
+    const std::string path = index("bgp.peers", i);
+    check_keys(item, path, {"address", "as", "local_address"});
+    if (!item["address"]) fail(join(path, "address"), "missing");
+    if (!item["as"]) fail(join(path, "as"), "missing");
+    BgpPeerConfig peer;
+    peer.address = address(item["address"], join(path, "address"));
+    peer.as = as_number(item["as"], join(path, "as"));
+    if (item["local_address"]) {
+      peer.local_address = address(item["local_address"], join(path, "local_address"));
+      if (peer.local_address->family != peer.address.family) {
+        fail(join(path, "local_address"), "not of the peer address's family");
+      }
+    }
+    if (!seen.insert(peer.address).second) {
+      fail(join(path, "address"), peer.address.to_string() + " is listed twice");
+    }
+    bgp.peers.push_back(peer);
+  }
+
+  if (node["bird"]) parse_bird(node["bird"], bgp.bird);
+}
+
+void check_bgp(Config& config) {
+  BgpConfig& bgp = config.bgp;
+  if (!bgp.enabled) return;
+  if (!bgp.router_id.is_set()) {
+    if (!config.source_ipv4.is_set()) fail("bgp.router_id", "missing, and there is no lb.ipv4 to use");
+    bgp.router_id = config.source_ipv4;
+  }
+  if (!bgp.next_hop_ipv4.is_set()) bgp.next_hop_ipv4 = config.source_ipv4;
+  if (!bgp.next_hop_ipv6.is_set()) bgp.next_hop_ipv6 = config.source_ipv6;
+  for (size_t i = 0; i < config.vips.size(); ++i) {
+    const VipKey& key = config.vips[i].key;
+    if (key.address.is_v4() && !bgp.next_hop_ipv4.is_set()) {
+      fail("bgp.next_hop.ipv4", "missing: VIP " + key.to_string() + " is announced with an IPv4 next hop");
+    }
+    if (key.address.is_v6() && !bgp.next_hop_ipv6.is_set()) {
+      fail("bgp.next_hop.ipv6", "missing: VIP " + key.to_string() + " is announced with an IPv6 next hop");
+    }
+  }
+}
+
 void check_cross_fields(Config& config) {
   std::set<VipKey> seen;
   size_t backends = 0;
@@ -553,10 +661,11 @@ void check_cross_fields(Config& config) {
     fail("vips", std::to_string(backends) + " backends in all exceed the limit of " +
                      std::to_string(SLUICE_MAX_BACKENDS));
   }
+  check_bgp(config);
 }
 
 Config parse_root(const YAML::Node& root) {
-  check_keys(root, "", {"dataplane", "lb", "seed", "flow_table", "vips"});
+  check_keys(root, "", {"dataplane", "lb", "seed", "flow_table", "vips", "bgp"});
   Config config;
   if (!root["dataplane"]) fail("dataplane", "missing");
   check_keys(root["dataplane"], "dataplane", {"type", "dpdk", "xdp"});
@@ -582,6 +691,7 @@ Config parse_root(const YAML::Node& root) {
   }
   if (root["seed"]) config.seed = static_cast<uint32_t>(unsigned_integer(root["seed"], "seed", 0, UINT32_MAX));
   if (root["flow_table"]) parse_flow_table(root["flow_table"], config);
+  if (root["bgp"]) parse_bgp(root["bgp"], config);
 
   if (root["vips"]) {
     if (!root["vips"].IsSequence()) fail("vips", "expected a list of VIPs");

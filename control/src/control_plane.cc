@@ -144,6 +144,12 @@ Result<ChangeResult> ControlPlane::change(const char* what, Config candidate, bo
       candidate.xdp = config_.xdp;
       candidate.flow_table_size = config_.flow_table_size;
     }
+    // The BGP speaker runs with the settings it started with (see bgp_announcer.h).
+    if (candidate.bgp != config_.bgp) {
+      warnings.push_back("the bgp section applies only at start; the running one stays until "
+                         "sluiced restarts with the new file");
+      candidate.bgp = config_.bgp;
+    }
     if (!dry_run && candidate == config_) {
       return ChangeResult{snapshot_ ? snapshot_->generation : 0, false, warnings};
     }
@@ -313,6 +319,7 @@ std::vector<VipStatus> ControlPlane::vips() const {
   if (!snapshot_) return result;
   for (const VipBuildReport& report : last_report_) {
     VipStatus vip{report.key, report.table_size, report.changed_slots, {}};
+    vip.all_backends_down = report.all_down;
     for (const VipConfig& configured : config_.vips) {
       if (configured.key == report.key) {
         vip.persistence = configured.persistence;
@@ -370,6 +377,65 @@ Result<IpAddress> ControlPlane::lookup(const VipKey& key, const IpAddress& clien
   const uint32_t slot = vip->maglev[sluice_maglev_slot(hash, static_cast<uint32_t>(vip->maglev.size()))];
   if (slot == kMaglevEmpty) return Error{"vip " + key.to_string() + " has no live backend"};
   return snapshot_->backends[slot].address;
+}
+
+namespace {
+
+// FNV-1a, 64 bits (Fowler, Noll, Vo; the offset basis and prime of its 64-bit variant).
+class Fnv1a64 {
+ public:
+  void add(const void* data, size_t size) {
+    const auto* bytes = static_cast<const uint8_t*>(data);
+    for (size_t i = 0; i < size; ++i) {
+      hash_ ^= bytes[i];
+      hash_ *= 0x100000001b3ull;
+    }
+  }
+  void add(const std::string& text) { add(text.data(), text.size() + 1); }
+  void add_u32(uint32_t value) { add(&value, sizeof(value)); }
+  std::string hex() const { return fmt::format("{:016x}", hash_); }
+
+ private:
+  uint64_t hash_ = 0xcbf29ce484222325ull;
+};
+
+}  // namespace
+
+nlohmann::json ControlPlane::table_digest() const {
+  std::lock_guard lock(mutex_);
+  if (!snapshot_) return nlohmann::json::object();
+  std::vector<const Vip*> vips;
+  for (const Vip& vip : snapshot_->vips) vips.push_back(&vip);
+  std::sort(vips.begin(), vips.end(), [](const Vip* a, const Vip* b) { return a->key < b->key; });
+
+  Fnv1a64 whole;
+  whole.add_u32(snapshot_->seed);
+  nlohmann::json per_vip = nlohmann::json::array();
+  for (const Vip* vip : vips) {
+    Fnv1a64 table;
+    table.add(vip->key.to_string());
+    table.add_u32(static_cast<uint32_t>(vip->maglev.size()));
+    table.add_u32(vip->persistence);
+    uint32_t empty = 0;
+    for (uint32_t slot : vip->maglev) {
+      if (slot == kMaglevEmpty) {
+        ++empty;
+        table.add_u32(0);
+        continue;
+      }
+      const IpAddress& address = snapshot_->backends[slot].address;
+      table.add(address.bytes.data(), address.is_v4() ? 4 : 16);
+    }
+    whole.add(table.hex());
+    per_vip.push_back({{"vip", vip->key.to_string()},
+                       {"table_size", vip->maglev.size()},
+                       {"empty_slots", empty},
+                       {"digest", table.hex()}});
+  }
+  return {{"seed", snapshot_->seed},
+          {"generation", snapshot_->generation},
+          {"digest", whole.hex()},
+          {"vips", per_vip}};
 }
 
 nlohmann::json ControlPlane::stats() const {

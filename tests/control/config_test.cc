@@ -2,6 +2,7 @@
 // and validation of a config changed in code.
 #include "sluice/control/config.h"
 #include "config_yaml.h"
+#include "sluice/control/bgp_announcer.h"
 
 #include <gtest/gtest.h>
 
@@ -228,6 +229,156 @@ vips:
   auto again = parse_config(yaml);
   ASSERT_TRUE(again.ok()) << again.error() << "\n" << yaml;
   EXPECT_EQ(*again, *config) << yaml;
+}
+
+}  // namespace
+}  // namespace sluice::control
+
+namespace sluice::control {
+namespace {
+
+constexpr const char* kBgpBase = R"(
+dataplane:
+  type: xdp
+  xdp:
+    interfaces: [eth0]
+lb:
+  ipv4: 198.51.100.2
+  ipv6: 2001:db8:100::2
+  next_hop:
+    mac: "02:00:00:00:00:01"
+vips:
+  - address: 203.0.113.10
+    port: 80
+    protocol: tcp
+    backends: [{address: 198.51.100.130}]
+  - address: 2001:db8:203::10
+    port: 80
+    protocol: tcp
+    backends: [{address: "2001:db8:100:1::130"}]
+)";
+
+TEST(BgpConfig, DefaultsFromLb) {
+  auto config = parse_config(std::string(kBgpBase) + R"(
+bgp:
+  local_as: 64512
+  peers: [{address: 198.51.100.1, as: 64600}]
+)");
+  ASSERT_TRUE(config.ok()) << config.error();
+  const BgpConfig& bgp = config->bgp;
+  EXPECT_TRUE(bgp.enabled);
+  EXPECT_EQ(bgp.local_as, 64512u);
+  EXPECT_EQ(bgp.router_id, *IpAddress::parse("198.51.100.2"));
+  EXPECT_EQ(bgp.next_hop_ipv4, *IpAddress::parse("198.51.100.2"));
+  EXPECT_EQ(bgp.next_hop_ipv6, *IpAddress::parse("2001:db8:100::2"));
+  EXPECT_EQ(bgp.hold_time_s, 9u);
+  EXPECT_EQ(bgp.drain_time_s, 5u);
+  EXPECT_EQ(bgp.settle_time_s, 10u);
+  ASSERT_EQ(bgp.peers.size(), 1u);
+  EXPECT_EQ(bgp.peers[0].as, 64600u);
+  EXPECT_EQ(bgp.bird.binary, "/usr/sbin/bird");
+}
+
+TEST(BgpConfig, AbsentMeansDisabled) {
+  auto config = parse_config(kBgpBase);
+  ASSERT_TRUE(config.ok()) << config.error();
+  EXPECT_FALSE(config->bgp.enabled);
+}
+
+TEST(BgpConfig, RoundTrips) {
+  auto config = parse_config(std::string(kBgpBase) + R"(
+bgp:
+  local_as: 64512
+  router_id: 192.0.2.77
+  next_hop: {ipv4: 198.51.100.9, ipv6: "2001:db8:100::9"}
+  hold_time_s: 3
+  drain_time_s: 0
+  settle_time_s: 30
+  peers:
+    - {address: 198.51.100.1, as: 64600, local_address: 198.51.100.2}
+    - {address: "2001:db8:100::1", as: 64601}
+  bird:
+    binary: /usr/local/sbin/bird
+    config_file: /run/lb/bird.conf
+    control_socket: /run/lb/bird.ctl
+    pid_file: /run/lb/bird.pid
+    log_file: /run/lb/bird.log
+)");
+  ASSERT_TRUE(config.ok()) << config.error();
+  const std::string yaml = config_to_yaml(*config);
+  auto again = parse_config(yaml);
+  ASSERT_TRUE(again.ok()) << again.error() << "\n" << yaml;
+  EXPECT_EQ(again->bgp, config->bgp) << yaml;
+}
+
+TEST(BgpConfig, RejectsBadFields) {
+  const struct {
+    const char* bgp;
+    const char* expected;
+  } cases[] = {
+      {"bgp: {peers: [{address: 198.51.100.1, as: 64600}]}", "bgp.local_as: missing"},
+      {"bgp: {local_as: 0, peers: [{address: 198.51.100.1, as: 1}]}", "bgp.local_as: 0 is out of range"},
+      {"bgp: {local_as: 23456, peers: [{address: 198.51.100.1, as: 1}]}", "AS_TRANS"},
+      {"bgp: {local_as: 64512}", "bgp.peers: expected a non-empty list"},
+      {"bgp: {local_as: 64512, peers: []}", "bgp.peers: expected a non-empty list"},
+      {"bgp: {local_as: 64512, peers: [{address: 198.51.100.1}]}", "bgp.peers[0].as: missing"},
+      {"bgp: {local_as: 64512, peers: [{address: 198.51.100.1, as: 1}, {address: 198.51.100.1, as: 2}]}",
+       "bgp.peers[1].address: 198.51.100.1 is listed twice"},
+      {"bgp: {local_as: 64512, peers: [{address: 198.51.100.1, as: 1, local_address: \"2001:db8::1\"}]}",
+       "bgp.peers[0].local_address: not of the peer address's family"},
+      {"bgp: {local_as: 64512, hold_time_s: 2, peers: [{address: 198.51.100.1, as: 1}]}",
+       "bgp.hold_time_s: 2 is out of range"},
+      {"bgp: {local_as: 64512, router_id: \"2001:db8::1\", peers: [{address: 198.51.100.1, as: 1}]}",
+       "bgp.router_id: '2001:db8::1' is not an IPv4 address"},
+      {"bgp: {local_as: 64512, peers: [{address: 198.51.100.1, as: 1}], bird: {config_file: bird.conf}}",
+       "bgp.bird.config_file: 'bird.conf' is not an absolute file path"},
+      {"bgp: {local_as: 64512, peers: [{address: 198.51.100.1, as: 1}], speaker: bird}",
+       "bgp.speaker: unknown field"},
+  };
+  for (const auto& test : cases) {
+    auto config = parse_config(std::string(kBgpBase) + test.bgp + "\n");
+    ASSERT_FALSE(config.ok()) << test.bgp;
+    EXPECT_NE(config.error().find(test.expected), std::string::npos)
+        << test.bgp << ": " << config.error();
+  }
+}
+
+TEST(BirdConfig, AnnouncesOnlyGivenAddresses) {
+  auto config = parse_config(std::string(kBgpBase) + R"(
+bgp:
+  local_as: 64512
+  hold_time_s: 3
+  peers: [{address: 198.51.100.1, as: 64600}]
+)");
+  ASSERT_TRUE(config.ok()) << config.error();
+  const std::string text =
+      render_bird_config(config->bgp, {*IpAddress::parse("203.0.113.10")});
+  EXPECT_NE(text.find("route 203.0.113.10/32 blackhole;"), std::string::npos) << text;
+  EXPECT_EQ(text.find("2001:db8:203::10"), std::string::npos) << text;
+  EXPECT_NE(text.find("neighbor 198.51.100.1 as 64600;"), std::string::npos) << text;
+  EXPECT_NE(text.find("local as 64512;"), std::string::npos) << text;
+  EXPECT_NE(text.find("hold time 3;"), std::string::npos) << text;
+  EXPECT_NE(text.find("keepalive time 1;"), std::string::npos) << text;
+  EXPECT_NE(text.find("next hop address 198.51.100.2;"), std::string::npos) << text;
+  EXPECT_NE(text.find("next hop address 2001:db8:100::2;"), std::string::npos) << text;
+  EXPECT_NE(text.find("graceful restart off;"), std::string::npos) << text;
+}
+
+TEST(BirdConfig, ServingAddressesNeedALiveBackend) {
+  VipStatus live{*parse_vip_key("203.0.113.10:80/tcp"), 65537, 0,
+                 {{*IpAddress::parse("198.51.100.130"), 1, "live", 65537}}};
+  VipStatus down{*parse_vip_key("203.0.113.11:80/tcp"), 65537, 0,
+                 {{*IpAddress::parse("198.51.100.130"), 1, "down", 65537}}};
+  VipStatus drained{*parse_vip_key("203.0.113.12:80/tcp"), 65537, 0,
+                    {{*IpAddress::parse("198.51.100.130"), 0, "drained", 0}}};
+  // Under all_down: forward_to_all, failed backends stay "live" in the table.
+  VipStatus all_failed{*parse_vip_key("203.0.113.13:80/tcp"), 65537, 0,
+                       {{*IpAddress::parse("198.51.100.130"), 1, "live", 65537}}};
+  all_failed.all_backends_down = true;
+  // A second VIP on a live VIP's address does not withdraw the shared route.
+  VipStatus shared_down{*parse_vip_key("203.0.113.10:53/udp"), 65537, 0, {}};
+  const auto addresses = serving_vip_addresses({live, down, drained, all_failed, shared_down});
+  EXPECT_EQ(addresses, std::set<IpAddress>{*IpAddress::parse("203.0.113.10")});
 }
 
 }  // namespace

@@ -230,6 +230,50 @@ def test_lookup(ctl):
     check("goes to backend 2001:db8::21" in out, "lookup IPv6: output %r" % out)
 
 
+def digest_of(ctl):
+    out, _ = ctl.ok("--json", "digest")
+    try:
+        return json.loads(out)
+    except ValueError:
+        failures.append("digest --json: not JSON: %r" % out)
+        return {}
+
+
+def test_digest(ctl):
+    """The digest changes with the tables and returns when they do, whatever the order."""
+    before = digest_of(ctl)
+    digest = before.get("digest", "")
+    check(len(digest) == 16 and all(c in "0123456789abcdef" for c in digest),
+          "digest: expected 16 hex digits, got %r" % digest)
+    check(before.get("seed") == 0, "digest: seed %r, expected 0 (the config sets none)" %
+          before.get("seed"))
+    vips = {vip["vip"]: vip for vip in before.get("vips", [])}
+    check(VIP4 in vips and vips[VIP4].get("table_size") == 65537,
+          "digest: expected %s with table size 65537, got %s" % (VIP4, before))
+
+    out, _ = ctl.ok("digest")
+    check(digest in out and VIP4 in out and "TABLE SIZE" in out, "digest: output %r" % out)
+
+    # A new backend changes the IPv4 VIP's table; removing it restores the same table.
+    ctl.ok("backend", "add", VIP4, "198.51.100.140")
+    added = digest_of(ctl)
+    added_vips = {vip["vip"]: vip for vip in added.get("vips", [])}
+    check(added.get("digest") != digest, "digest: unchanged after adding a backend")
+    check(added_vips.get(VIP4, {}).get("digest") != vips.get(VIP4, {}).get("digest"),
+          "digest: %s's digest unchanged after adding a backend to it" % VIP4)
+    for name, vip in vips.items():
+        if name != VIP4:
+            check(added_vips.get(name, {}).get("digest") == vip.get("digest"),
+                  "digest: %s changed when a backend was added to %s" % (name, VIP4))
+    ctl.ok("backend", "del", VIP4, "198.51.100.140")
+    after = digest_of(ctl)
+    check(after.get("digest") == digest,
+          "digest: %s after adding and removing a backend, expected the first %s" %
+          (after.get("digest"), digest))
+    check(after.get("generation") != before.get("generation"),
+          "digest: generation did not change across two changes")
+
+
 def test_stats(ctl):
     # net_pcap reads the whole input at start; wait until the counters show all of it.
     report = {}
@@ -400,6 +444,7 @@ def main():
             test_vip_commands(ctl)
             test_backend_commands(ctl)
             test_lookup(ctl)
+            test_digest(ctl)
             test_stats(ctl)
             test_health(ctl)
             test_bad_inputs(ctl, workdir)

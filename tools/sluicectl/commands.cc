@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstring>
 #include <fstream>
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -258,6 +259,26 @@ int lookup(const Context& context, const VipKey& vip, const std::string& client)
     std::cout << vip.to_string() << ": a new connection from " << client
               << " goes to backend " << result->value("backend", "?")
               << generation_of(*result) << "\n";
+  }
+  return kExitSuccess;
+}
+
+int show_digest(const Context& context) {
+  auto result = call(context, "GET", "/v1/digest");
+  if (!result) return kExitFailure;
+  if (context.json) {
+    print_json(*result);
+    return kExitSuccess;
+  }
+  std::cout << "tables: " << result->value("digest", "?") << " (seed 0x" << std::hex
+            << result->value("seed", 0u) << std::dec << ", generation "
+            << result->value("generation", json()).dump() << ")\n";
+  std::cout << std::left << std::setw(28) << "VIP" << std::right << std::setw(11) << "TABLE SIZE"
+            << std::setw(12) << "EMPTY SLOTS" << "  DIGEST\n";
+  for (const json& vip : result->value("vips", json::array())) {
+    std::cout << std::left << std::setw(28) << vip.value("vip", "?") << std::right
+              << std::setw(11) << vip.value("table_size", 0u) << std::setw(12)
+              << vip.value("empty_slots", 0u) << "  " << vip.value("digest", "?") << "\n";
   }
   return kExitSuccess;
 }

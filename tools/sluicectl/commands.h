@@ -41,6 +41,8 @@ int show_stats(const Context& context, const std::optional<VipKey>& vip, bool ra
 int show_health(const Context& context, const std::optional<VipKey>& vip);
 // `client` is ADDRESS:PORT, already validated.
 int lookup(const Context& context, const VipKey& vip, const std::string& client);
+// Prints the digest of the Maglev tables, to compare load balancers that should agree.
+int show_digest(const Context& context);
 
 int apply_config(const Context& context, const std::string& path, bool dry_run);
 int show_config(const Context& context);

@@ -230,7 +230,7 @@ void add_backend_commands(CLI::App& app, Arguments& arguments, Action& action) {
   });
 }
 
-// Adds the commands that read the running state: stats, health and lookup.
+// Adds the commands that read the running state: stats, health, lookup and digest.
 void add_query_commands(CLI::App& app, Arguments& arguments, Action& action) {
   CLI::App* stats = app.add_subcommand("stats", "show traffic counters, of one VIP or of all");
   add_vip_argument(*stats, arguments, false);
@@ -262,6 +262,13 @@ void add_query_commands(CLI::App& app, Arguments& arguments, Action& action) {
     action = [&](const Context& context) {
       return sluice::ctl::lookup(context, sluice::ctl::vip_of(arguments.vip), arguments.client);
     };
+  });
+
+  CLI::App* digest = app.add_subcommand(
+      "digest", "show a digest of the Maglev tables: load balancers with the same digest send "
+                "every new flow to the same backend");
+  digest->callback([&] {
+    action = [&](const Context& context) { return sluice::ctl::show_digest(context); };
   });
 
 }

@@ -10,7 +10,7 @@ _sluicectl() {
       --check|--encapsulation|--file|--persistence|--socket|--table-size|--timeout|--weight|-f) ((i++)); continue ;;
     esac
     case "$path $word" in
-      "sluicectl vip"|"sluicectl vip add"|"sluicectl vip del"|"sluicectl vip list"|"sluicectl backend"|"sluicectl backend add"|"sluicectl backend del"|"sluicectl backend weight"|"sluicectl backend drain"|"sluicectl backend list"|"sluicectl stats"|"sluicectl health"|"sluicectl lookup"|"sluicectl apply"|"sluicectl config"|"sluicectl config show"|"sluicectl completion") path="$path $word" ;;
+      "sluicectl vip"|"sluicectl vip add"|"sluicectl vip del"|"sluicectl vip list"|"sluicectl backend"|"sluicectl backend add"|"sluicectl backend del"|"sluicectl backend weight"|"sluicectl backend drain"|"sluicectl backend list"|"sluicectl stats"|"sluicectl health"|"sluicectl lookup"|"sluicectl digest"|"sluicectl apply"|"sluicectl config"|"sluicectl config show"|"sluicectl completion") path="$path $word" ;;
     esac
   done
   case "$prev" in
@@ -22,7 +22,7 @@ _sluicectl() {
       COMPREPLY=($(compgen -W "tcp http: udp none" -- "$cur")); return ;;
   esac
   case "$path" in
-    "sluicectl") words="vip backend stats health lookup apply config completion -h --help --socket --timeout --json" ;;
+    "sluicectl") words="vip backend stats health lookup digest apply config completion -h --help --socket --timeout --json" ;;
     "sluicectl vip") words="add del list -h --help --socket --timeout --json" ;;
     "sluicectl vip add") words="-h --help --table-size --check --persistence --encapsulation --socket --timeout --json" ;;
     "sluicectl vip del") words="-h --help --socket --timeout --json" ;;
@@ -36,6 +36,7 @@ _sluicectl() {
     "sluicectl stats") words="-h --help --rate --socket --timeout --json" ;;
     "sluicectl health") words="-h --help --socket --timeout --json" ;;
     "sluicectl lookup") words="-h --help --socket --timeout --json" ;;
+    "sluicectl digest") words="-h --help --socket --timeout --json" ;;
     "sluicectl apply") words="-h --help -f --file --dry-run --socket --timeout --json" ;;
     "sluicectl config") words="show -h --help --socket --timeout --json" ;;
     "sluicectl config show") words="-h --help --socket --timeout --json" ;;

@@ -105,6 +105,44 @@ struct NextHopConfig {
   bool operator==(const NextHopConfig&) const = default;
 };
 
+struct BgpPeerConfig {
+  IpAddress address;
+  uint32_t as = 0;
+  std::optional<IpAddress> local_address;  // the session's source address; BIRD picks when absent
+
+  bool operator==(const BgpPeerConfig&) const = default;
+};
+
+// The BIRD 2 daemon that sluiced starts as its child and reconfigures through its control
+// socket. sluiced owns config_file and rewrites it on every change of the announced VIPs.
+struct BirdConfig {
+  std::string binary = "/usr/sbin/bird";
+  std::string config_file = "/run/sluice/bird.conf";
+  std::string control_socket = "/run/sluice/bird.ctl";
+  std::string pid_file;  // empty: none
+  std::string log_file;  // empty: BIRD logs to stderr, which is sluiced's
+
+  bool operator==(const BirdConfig&) const = default;
+};
+
+// Announcing the VIPs over BGP. Absent from the config file: no BGP.
+struct BgpConfig {
+  bool enabled = false;
+  uint32_t local_as = 0;
+  IpAddress router_id;          // IPv4 form; lb.ipv4 when absent
+  IpAddress next_hop_ipv4;      // of announced IPv4 VIPs; lb.ipv4 when absent
+  IpAddress next_hop_ipv6;      // of announced IPv6 VIPs; lb.ipv6 when absent
+  uint32_t hold_time_s = 9;     // BGP hold time (RFC 4271: 0 or at least 3); keepalives at a third
+  uint32_t drain_time_s = 5;    // after withdrawing on a graceful stop, forward this long
+  // After the start, a VIP with a backend that is down waits this long before it is announced,
+  // so that checks that failed while the host's network came up are retried first.
+  uint32_t settle_time_s = 10;
+  std::vector<BgpPeerConfig> peers;
+  BirdConfig bird;
+
+  bool operator==(const BgpConfig&) const = default;
+};
+
 struct Config {
   std::string dataplane = "dpdk";  // "dpdk" or "xdp"
   DpdkConfig dpdk;
@@ -118,6 +156,7 @@ struct Config {
   uint32_t new_flow_limit = 0;       // new flow entries per second per worker; 0: no limit
   FlowTimeouts timeouts;
   std::vector<VipConfig> vips;
+  BgpConfig bgp;
 
   // Valid but probably unintended settings, for the caller to log.
   std::vector<std::string> warnings;

@@ -35,6 +35,9 @@ struct VipStatus {
   std::vector<BackendStatus> backends;
   sluice_persistence persistence = SLUICE_PERSISTENCE_CONNECTION;
   sluice_encapsulation encapsulation = SLUICE_ENCAP_IPIP;
+  // Every backend with a weight above 0 failed its checks. Under all_down: forward_to_all they
+  // stay in the table and their state stays "live".
+  bool all_backends_down = false;
 };
 
 // The outcome of a change: the generation it published, or that nothing changed.
@@ -82,6 +85,13 @@ class ControlPlane {
 
   // The backend that a new connection from client:port to `key` reaches now.
   Result<IpAddress> lookup(const VipKey& key, const IpAddress& client, uint16_t port) const;
+
+  // Digests of the published Maglev tables, to compare load balancers of a fleet: equal
+  // digests mean that both send every new flow to the same backend. Covers the seed, and per
+  // VIP its key, table size, persistence and the backend address of every slot (not slot
+  // indices, which depend on the order of changes). FNV-1a, 64 bits: made to detect
+  // differences, not to resist forgery.
+  nlohmann::json table_digest() const;
 
   // The counters report (see stats_report.h), with the data plane's own figures.
   nlohmann::json stats() const;
