@@ -493,7 +493,7 @@ int sluice_balancer(struct xdp_md *ctx)
     struct encapsulation params = {options, backend, egress, hash, vip->encapsulation == SLUICE_ENCAP_GUE};
     drop = encapsulate(ctx, &packet, &params);
     if (drop != SLUICE_DROP_NONE) {
-        /* Step 5: a packet too big for the link after encapsulation is answered, as in
+        /* Step 5: a packet too big for the link after encapsulation gets an ICMP error, as in
          * Pipeline::forward. The reply goes back out of the receiving interface. */
         if (drop == SLUICE_DROP_TooBigAfterEncapsulation &&
             write_too_big_reply(ctx, &packet, egress->source_mac,

@@ -100,7 +100,7 @@ static __always_inline void build_outer_ipv6(__u8 outer[IPV6_HEADER_SIZE],
     __builtin_memcpy(outer + 24, params->backend->address, 16);
 }
 
-/* GUE variant 1: a UDP header whose payload is the datagram, with checksum 0 (encap.h says
+/* GUE variant 1: a UDP header whose payload is the datagram, with checksum 0 (encap.h explains
  * why that is allowed). */
 static __always_inline void build_gue_udp(__u8 udp[UDP_HEADER_SIZE], const struct parsed_packet *packet,
                                           const struct encapsulation *params)

@@ -1,6 +1,6 @@
 /* ICMP fragmentation needed and ICMPv6 packet too big for packets that would exceed the
  * egress MTU after encapsulation, byte for byte as write_too_big_reply in
- * dataplane/core/src/icmp_reply.cc writes them. The quote keeps its place in the frame; the
+ * dataplane/core/src/icmp_reply.cc writes them. The quote keeps its place in the frame. The
  * new Ethernet, IP and ICMP headers go in front of it, and the frame is cut after it.
  *
  * Included only by balancer.bpf.c.
@@ -19,7 +19,7 @@
 
 #define REPLY_TTL 64
 #define DSCP_CS6 0xc0
-#define CSUM_DIFF_MAX 512 /* the most bytes one bpf_csum_diff call sums */
+#define CSUM_DIFF_MAX 512 /* the maximum size of one bpf_csum_diff call */
 
 /* Folds a 32-bit one's complement sum to 16 bits. */
 static __always_inline __u16 fold_checksum(__u64 sum)

@@ -6,8 +6,8 @@
  * Accepted outer/inner pairs: IPv4 protocol 4 (IPv4), IPv4 protocol 41
  * (IPv6), IPv6 next header 41 (IPv6), IPv6 next header 4 (IPv4). GUE is UDP
  * to the GUE port (sluice_decap_gue_port) over IPv4 or IPv6 with checksum 0,
- * in variant 1: the UDP payload is an IPv4 or IPv6 packet, told apart by its
- * version field. Up to two
+ * in variant 1: the UDP payload is an IPv4 or IPv6 packet, which its version
+ * field identifies. Up to two
  * VLAN tags (802.1Q or 802.1ad) may precede the outer header. The Ethernet
  * header and its tags are kept, and its last EtherType is set to the inner
  * family. Every other packet is returned with XDP_PASS unchanged. The program

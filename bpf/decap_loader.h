@@ -92,7 +92,7 @@ struct DecapCounters {
     static std::string_view description(sluice_decap_counter counter);
 };
 
-// GUE's UDP destination port unless told otherwise, as in sluiced
+// GUE's default UDP destination port, as in sluiced
 // (SLUICE_GUE_DEFAULT_PORT).
 inline constexpr std::uint16_t kDefaultGuePort = 6080;
 

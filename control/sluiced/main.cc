@@ -95,8 +95,9 @@ void write_stats(const sluice::control::ControlPlane& control, const std::string
 // A VIP's table must be the one that the other load balancers of the fleet have, or a flow
 // that the router moves here changes backend. So a VIP waits until each of its backends has
 // a first result. While one of them is down, it also waits until bgp.settle_time_s after the
-// start, because checks fail while the host's own network comes up (the exception interface
-// gets its address after sluiced starts), and would leave healthy backends out of the table.
+// start. Checks fail while the host's own network comes up, because the exception interface
+// gets its address after sluiced starts, and such failures would leave healthy backends out
+// of the table.
 //
 // An error is logged when it differs from the last one, so a BIRD that stays away does not
 // flood the log.

@@ -56,8 +56,8 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
   if (Status status = validate_config(candidate); !status) return Error{status.error()};
 
   // The build runs on a copy of the builder, which replaces the real one only once the data
-  // plane has taken the snapshot: after a dry run or a rejection, the builder keeps the slots,
-  // tables and generation that the running snapshot was built from.
+  // plane has taken the snapshot. So after a dry run or a rejection, the builder keeps the
+  // slots, tables and generation that the running snapshot was built from.
   SnapshotBuilder builder = builder_;
   std::vector<VipBuildReport> report;
   auto snapshot = builder.build(candidate, next_hop_, &report, unhealthy(candidate));

@@ -4,9 +4,9 @@
 The input pcap contains TCP and UDP flows to IPv4 and IPv6 VIPs with IP-in-IP and GUE, an IPv4
 VIP with IPv6 backends, IPv4 options, VLAN tags, packets too big for the egress MTU, packets
 for the kernel and malformed packets. Each output packet is decoded independently of Sluice's
-own code: outer header fields, the IPv4 header checksum, GUE's UDP header, the inner datagram
-byte for byte, the ICMP replies to packets too big with their checksums and MTU values, and
-that every packet of a flow reached the same backend. The stats file
+own code. The checks cover outer header fields, the IPv4 header checksum, GUE's UDP header,
+the inner datagram byte for byte, and the ICMP replies to packets too big with their
+checksums and MTU values. Every packet of a flow must reach the same backend. The stats file
 must agree with the output, and the mempool's in-use count must return to its start value.
 """
 import argparse

@@ -4,49 +4,23 @@
 Every link of the test bed has MTU 1600, so the client's full-size TCP segments (1600 bytes)
 no longer fit once the load balancer adds its outer header. The test sends HTTP requests with
 a 4000-byte header from the client namespace to the VIP of the chosen family, with IP-in-IP or
-GUE. Each must be answered: the first full-size segment gets ICMP fragmentation needed (IPv4)
+GUE. Each must get a response: the first full-size segment gets ICMP fragmentation needed (IPv4)
 or ICMPv6 packet too big from the VIP, the client's kernel lowers its path MTU and sends
 again. sluiced must have counted at least one icmp_too_big_replies and no
 too_big_after_encapsulation drop. The test bed is removed at the end, even when the test fails.
 """
 import argparse
-import json
 import os
-import signal
 import subprocess
 import sys
-import time
 
 from testbed_addresses import FAMILIES, vip_url
+from testbed_control import run, stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(REPO, "tools", "testbed")
-STATS = "/run/sluice-testbed/stats.json"
-PID_FILE = "/run/sluice-testbed/sluiced.pid"
 REQUESTS = 5
 HEADER_BYTES = 4000
-
-
-def run(*args, check=True, timeout=300):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout,
-                                                         result.stderr))
-    return result
-
-
-def stats():
-    """sluiced's stats report, from a stats file written on request (SIGUSR1)."""
-    before = os.stat(STATS).st_mtime_ns if os.path.exists(STATS) else 0
-    with open(PID_FILE) as f:
-        os.kill(int(f.read().strip()), signal.SIGUSR1)
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        if os.path.exists(STATS) and os.stat(STATS).st_mtime_ns != before:
-            break
-        time.sleep(0.05)
-    with open(STATS) as f:
-        return json.load(f)
 
 
 def main():

@@ -7,43 +7,17 @@ ping, and checks that all 5 replies came back from the VIP and that sluiced coun
 icmp_echo_replies. The test bed is removed at the end, even when the test fails.
 """
 import argparse
-import json
 import os
 import re
-import signal
 import subprocess
 import sys
-import time
 
 from testbed_addresses import FAMILIES, VIP_ADDRESSES
+from testbed_control import run, stats
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(REPO, "tools", "testbed")
-STATS = "/run/sluice-testbed/stats.json"
-PID_FILE = "/run/sluice-testbed/sluiced.pid"
 REQUESTS = 5
-
-
-def run(*args, check=True, timeout=300):
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise RuntimeError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout,
-                                                         result.stderr))
-    return result
-
-
-def echo_replies():
-    """sluiced's icmp_echo_replies, from a stats file written on request (SIGUSR1)."""
-    before = os.stat(STATS).st_mtime_ns if os.path.exists(STATS) else 0
-    with open(PID_FILE) as f:
-        os.kill(int(f.read().strip()), signal.SIGUSR1)
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        if os.path.exists(STATS) and os.stat(STATS).st_mtime_ns != before:
-            break
-        time.sleep(0.05)
-    with open(STATS) as f:
-        return json.load(f)["icmp_echo_replies"]
 
 
 def main():
@@ -65,7 +39,7 @@ def main():
 
     try:
         run(TESTBED, "up", "--dataplane", args.dataplane, "--backends", "1")
-        before = echo_replies()
+        before = stats()["icmp_echo_replies"]
         ping = run("ip", "netns", "exec", "sl-client", "ping", "-%d" % args.family, "-n", "-c", str(REQUESTS),
                    "-i", "0.2", "-W", "2", vip, check=False, timeout=30)
         print(ping.stdout.strip())
@@ -73,7 +47,7 @@ def main():
         check(received is not None and int(received.group(1)) == REQUESTS,
               "%d of %d echo requests answered" % (int(received.group(1)) if received else 0, REQUESTS))
         check("from %s" % vip in ping.stdout, "the replies come from the VIP %s" % vip)
-        replies = echo_replies() - before
+        replies = stats()["icmp_echo_replies"] - before
         check(replies == REQUESTS, "sluiced counted %d echo replies" % replies)
     except (RuntimeError, subprocess.TimeoutExpired, OSError) as error:
         failures.append(str(error))

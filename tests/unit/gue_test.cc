@@ -136,7 +136,7 @@ TEST(Gue, Overheads) {
             DropReason::kTooBigAfterEncapsulation);
 }
 
-TEST(Gue, SourcePortsSpreadWhenClientsShareAPrefixAndPort) {
+TEST(Gue, SourcePortsSpreadWithinOnePrefix) {
   // 4096 clients in one /48 (2001:db8:1::/48), all from source port 40000, to one VIP. The
   // 16384 possible ports should be used about evenly: the expected number of distinct ports
   // among 4096 draws is 16384 * (1 - (1 - 1/16384)^4096), about 3624.

@@ -42,7 +42,7 @@ Bytes packet_too_big(const Bytes& datagram, uint32_t mtu) {
                      checksummed_icmp(2, 0, mtu, datagram, 1232, pseudo_header6(kVip6, kClient6, 8 + 1232)));
 }
 
-// A 1500-byte IPv4 TCP datagram from the client to the VIP, DF set unless told otherwise.
+// A 1500-byte IPv4 TCP datagram from the client to the VIP, DF set by default.
 Bytes big_datagram4(bool dont_fragment = true, const Ipv4& source = kClient4) {
   return ipv4_packet({.source = source, .dont_fragment = dont_fragment},
                      tcp_segment({.flags = kAck, .payload_size = 1500 - 40}));

@@ -41,7 +41,7 @@ uint32_t encapsulation_overhead(uint8_t outer_family, sluice_encapsulation encap
 // (RFC 6935, RFC 6936) because the inner datagram carries its own checksums.
 // Returns kNone on success, or why the packet cannot be sent: an IPv6 datagram cannot go to
 // an IPv4 backend (kUnsupportedEncapsulation), and a datagram that would exceed the MTU
-// gives kTooBigAfterEncapsulation, for the caller to answer with write_too_big_reply.
+// gives kTooBigAfterEncapsulation, for the caller to reply to with write_too_big_reply.
 DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed,
                        const EncapsulationParams& params);
 

@@ -21,9 +21,9 @@ bool write_echo_reply(PacketBuffer& packet, const ParsedPacket& parsed, const Ma
 // to the router the packet came from, from `source_mac` and the VIP. It has TTL or hop limit
 // 64, DSCP CS6 for IPv4, and quotes the first SLUICE_TOO_BIG_QUOTE_IPV4 or _IPV6 bytes of
 // the packet. VLAN tags stay. Returns false, changing nothing, when no error may be
-// sent about the packet: IPv4 without DF or a fragment, an ICMP error, a source address that
-// is not unicast (RFC 1812, 4.3.2.7; RFC 4443, 2.4), a packet shorter than the quote, or too
-// little headroom.
+// sent about the packet (RFC 1812, 4.3.2.7; RFC 4443, 2.4) or it cannot be written. That is
+// IPv4 without DF, an IPv4 fragment, an ICMP error, a source address that is not unicast, a
+// packet shorter than the quote, or too little headroom.
 bool write_too_big_reply(PacketBuffer& packet, const ParsedPacket& parsed, const MacAddress& source_mac,
                          uint32_t path_mtu);
 
