@@ -45,8 +45,8 @@ def main():
         before = stats()
         answered = 0
         for request in range(REQUESTS):
-            # curl gives up after 10 s; the client retransmits its segment about 1 s after the
-            # ICMP error has lowered its path MTU.
+            # curl gives up after 10 s. The client retransmits its segment in smaller pieces once
+            # the ICMP error has lowered its path MTU.
             curl = run("ip", "netns", "exec", "sl-client", "curl", "-%d" % args.family, "-s", "-m", "10",
                        "-H", "X-Pad: " + "x" * HEADER_BYTES, vip_url(args.family), check=False, timeout=30)
             if curl.returncode == 0 and curl.stdout.startswith("sl-be"):

@@ -10,8 +10,8 @@ PID_FILE = "/run/sluice-testbed/sluiced.pid"
 
 
 def run(*args, check=True, timeout=300):
-    """Run a command and return its CompletedProcess; raise RuntimeError when CHECK is set and it
-    exits non-zero."""
+    """Run a command and return its CompletedProcess. With CHECK set, a non-zero exit raises
+    RuntimeError."""
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise RuntimeError("%s exited with %d:\n%s%s" % (" ".join(args), result.returncode, result.stdout,
