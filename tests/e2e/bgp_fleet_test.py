@@ -289,7 +289,9 @@ def scenario_kill(dataplanes):
     check(moved > 0, "sl-lb2 counted no non-SYN misses after the kill, so no connection moved to it")
     print("sl-lb2 served %d packets of moved connections from its Maglev table (non-SYN misses)" % moved,
           flush=True)
-    kill_window = (killed, killed + converge_s + SETTLE_S)
+    # A request that started less than REQUEST_TIMEOUT_S before the kill was still in flight
+    # when the instance died, so it belongs to the window too.
+    kill_window = (killed - REQUEST_TIMEOUT_S, killed + converge_s + SETTLE_S)
     failed_during = stream.failed_between(*kill_window)
     late_failures = stream.failed_between(kill_window[1], time.time())
     check(not late_failures, "%d new connections failed after the router converged: %s" %
