@@ -62,7 +62,7 @@ inline Snapshot make_snapshot() {
   vip.key = {IpAddress::v4(vip_address), 80, kProtocolTcp};
   vip.maglev = build_maglev_table(maglev_backends, SLUICE_MAGLEV_DEFAULT_SIZE).value().entries;
   snapshot.vips.push_back(vip);
-  snapshot.index_vips();
+  snapshot.prepare();
   return snapshot;
 }
 

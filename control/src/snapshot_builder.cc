@@ -173,7 +173,7 @@ Result<std::shared_ptr<const Snapshot>> SnapshotBuilder::build(
                                 key.second, 0, state_.vip_slots.at(key.first)};
   }
 
-  snapshot->index_vips();
+  snapshot->prepare();
   state_ = std::move(next);
   return std::shared_ptr<const Snapshot>(std::move(snapshot));
 }

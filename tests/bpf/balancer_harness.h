@@ -115,7 +115,7 @@ inline Snapshot make_parity_snapshot() {
                weighted_table(s, {{kDrainedSlot, 0}}, 7)),
       make_vip(address6(kVip6), 0, kProtocolUdp, kVipAnyUdp6, weighted_table(s, {{4, 1}, {5, 1}}, 251)),
   };
-  snapshot.index_vips();
+  snapshot.prepare();
   return snapshot;
 }
 

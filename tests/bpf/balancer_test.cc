@@ -129,7 +129,7 @@ TEST(BalancerMaps, MaglevTablesReadBack) {
   snapshot.vips[kVipWeb4].maglev = weighted_table(snapshot, {{0, 1}, {1, 1}}, 13);
   snapshot.vips[kVipDns].maglev = weighted_table(snapshot, {{1, 1}, {kSpareSlot, 1}});
   snapshot.vips.erase(snapshot.vips.begin() + kVipHttps);
-  snapshot.index_vips();
+  snapshot.prepare();
   const Status reprogrammed = balancer->program(snapshot, {test_run_egress()});
   ASSERT_TRUE(reprogrammed.ok()) << reprogrammed.error();
   for (const Vip& vip : snapshot.vips) {

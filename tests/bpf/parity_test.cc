@@ -41,6 +41,7 @@ class Parity : public ::testing::Test {
   // Gives both data planes a new snapshot and egress port, as sluiced would.
   void apply(const Snapshot& snapshot, const EgressPort& port = kEgress, int redirect_ifindex = 0) {
     snapshot_ = snapshot;
+    snapshot_.prepare();  // as the control plane does, after the test changed its copy
     port_ = port;
     const Status status = balancer_->program(snapshot_, {test_run_egress(port, redirect_ifindex)});
     ASSERT_TRUE(status.ok()) << status.error();
@@ -280,7 +281,7 @@ TEST_F(Parity, ClientPersistence) {
   // 53, IPv6, and fragments. Each client's connections, SYN or not, reach one backend.
   Snapshot persistent = make_parity_snapshot();
   for (Vip& vip : persistent.vips) vip.persistence = SLUICE_PERSISTENCE_CLIENT;
-  persistent.index_vips();
+  persistent.prepare();
   apply(persistent);
 
   std::set<uint32_t> backends_of_clients;

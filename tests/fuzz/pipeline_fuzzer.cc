@@ -75,6 +75,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const sluice::EgressPort egress{sluice::MacAddress{{0x02, 0, 0, 0, 0, 0xbb}}, 1500};
   if (size > 9000) return -1;  // larger than any frame a port receives
 
+  // The parser's fast path and its general path agree on every input.
+  {
+    sluice::ParsedPacket fast;
+    sluice::ParsedPacket general;
+    const sluice::DropReason fast_drop = sluice::parse_packet({data, size}, fast);
+    const sluice::DropReason general_drop = sluice::parse_packet_general({data, size}, general);
+    require(fast_drop == general_drop, "the fast path gives the general parser's drop reason");
+    if (fast_drop == sluice::DropReason::kNone) {
+      require(std::memcmp(&fast.key, &general.key, sizeof(fast.key)) == 0 &&
+                  fast.l3_offset == general.l3_offset && fast.l4_offset == general.l4_offset &&
+                  fast.l3_length == general.l3_length && fast.protocol == general.protocol &&
+                  fast.tcp_flags == general.tcp_flags && fast.traffic_class == general.traffic_class &&
+                  fast.dont_fragment == general.dont_fragment && fast.fragment == general.fragment &&
+                  fast.has_ports == general.has_ports && fast.icmp_error == general.icmp_error,
+              "the fast path parses as the general parser does");
+    }
+  }
+
   // One packet through process(), twice: the second run meets the flow entry the first made.
   for (int round = 0; round < 2; ++round) {
     std::vector<uint8_t> buffer(kHeadroom + size);

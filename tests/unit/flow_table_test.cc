@@ -156,7 +156,7 @@ TEST(FlowTracking, UdpExpiresAfterUdpTimeout) {
   udp_vip.slot = 2;
   udp_vip.maglev = maglev_for(snapshot, {0, 1, 2});
   snapshot.vips.push_back(udp_vip);
-  snapshot.index_vips();
+  snapshot.prepare();
   Vip& vip = snapshot.vips.back();
   const uint64_t udp_ns = snapshot.timeouts.udp_ns;
   Pipeline pipeline(1024);

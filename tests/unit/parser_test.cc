@@ -1,6 +1,7 @@
 // Packet parser: a table of well-formed and malformed frames, each checked through
 // parse_packet and through Pipeline::process, then header variants (IPv4 options, VLAN tags,
 // IPv6 extension headers, fragments) that must reach the same backend as the plain packet.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <functional>
@@ -367,6 +368,59 @@ TEST(Parser, Ipv6LaterFragmentDataNotHeaders) {
   const Verdict later_verdict = run_frame(pipeline, snapshot, later);
   EXPECT_EQ(first_verdict.action, later_verdict.action);
   EXPECT_EQ(first_verdict.backend, later_verdict.backend);
+}
+
+// The fast path for untagged IPv4 TCP and UDP must agree with the general parser on every
+// frame: the same drop reason and, when the frame parses, the same fields. The frames are
+// well-formed segments and datagrams with random bytes of their headers changed, and random
+// truncations and paddings, so that every check of the fast path meets frames on both sides.
+TEST(Parser, FastPathAgreesWithGeneralParser) {
+  const std::vector<Bytes> bases = {
+      ethernet_frame(kEtherTypeIpv4, ipv4_packet({}, tcp_segment({.flags = kAck}))),
+      ethernet_frame(kEtherTypeIpv4, ipv4_packet({}, tcp_segment({.flags = kSyn, .payload_size = 30}))),
+      ethernet_frame(kEtherTypeIpv4, ipv4_packet({.protocol = kNextUdp}, udp_datagram(5353, 53, 12))),
+      ethernet_frame(kEtherTypeIpv4, ipv4_packet({.protocol = kNextUdp}, udp_datagram(5353, 53)), {}, 60),
+  };
+  uint64_t state = 0x9e3779b97f4a7c15ULL;
+  const auto random = [&state] {
+    state ^= state << 13;
+    state ^= state >> 7;
+    state ^= state << 17;
+    return state;
+  };
+  int fast_accepted = 0;
+  for (int round = 0; round < 200000; ++round) {
+    Bytes frame = bases[random() % bases.size()];
+    const int changes = static_cast<int>(random() % 3);
+    for (int i = 0; i < changes; ++i) {
+      // Mostly the EtherType, IPv4 and transport header bytes: offsets 12 to 61.
+      frame[12 + random() % std::min<size_t>(50, frame.size() - 12)] = static_cast<uint8_t>(random());
+    }
+    if (random() % 4 == 0) frame.resize(random() % (frame.size() + 8));
+
+    ParsedPacket fast;
+    ParsedPacket general;
+    const DropReason fast_drop = parse_packet({frame.data(), frame.size()}, fast);
+    const DropReason general_drop = parse_packet_general({frame.data(), frame.size()}, general);
+    ASSERT_EQ(drop_reason_name(fast_drop), drop_reason_name(general_drop)) << "round " << round;
+    if (fast_drop != DropReason::kNone) continue;
+    ASSERT_TRUE(keys_equal(fast.key, general.key)) << "round " << round;
+    ASSERT_EQ(fast.l3_offset, general.l3_offset) << "round " << round;
+    ASSERT_EQ(fast.l4_offset, general.l4_offset) << "round " << round;
+    ASSERT_EQ(fast.l3_length, general.l3_length) << "round " << round;
+    ASSERT_EQ(fast.vlan_tags, general.vlan_tags) << "round " << round;
+    ASSERT_EQ(fast.family, general.family) << "round " << round;
+    ASSERT_EQ(fast.protocol, general.protocol) << "round " << round;
+    ASSERT_EQ(fast.tcp_flags, general.tcp_flags) << "round " << round;
+    ASSERT_EQ(fast.traffic_class, general.traffic_class) << "round " << round;
+    ASSERT_EQ(fast.dont_fragment, general.dont_fragment) << "round " << round;
+    ASSERT_EQ(fast.fragment, general.fragment) << "round " << round;
+    ASSERT_EQ(fast.has_ports, general.has_ports) << "round " << round;
+    ASSERT_EQ(fast.icmp_error, general.icmp_error) << "round " << round;
+    ASSERT_EQ(fast.icmp_echo_request, general.icmp_echo_request) << "round " << round;
+    if (fast.has_ports && fast.family == 4 && fast.vlan_tags == 0 && fast.l4_offset == 34) ++fast_accepted;
+  }
+  EXPECT_GT(fast_accepted, 50000);  // the fast path's own cases were met
 }
 
 TEST(Parser, DropReasonNames) {

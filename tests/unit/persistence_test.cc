@@ -21,7 +21,7 @@ Ipv4 backend_of(const Bytes& frame) {
 Snapshot snapshot_with(sluice_persistence persistence) {
   Snapshot snapshot = make_snapshot();
   for (Vip& vip : snapshot.vips) vip.persistence = persistence;
-  snapshot.index_vips();
+  snapshot.prepare();
   return snapshot;
 }
 

@@ -442,7 +442,7 @@ inline Snapshot make_snapshot() {
   vip6.slot = kVipSlot6;
   vip6.maglev = maglev_for(snapshot, {3, 4, 5});
   snapshot.vips = {vip4, vip6};
-  snapshot.index_vips();
+  snapshot.prepare();
   return snapshot;
 }
 

@@ -133,7 +133,8 @@ Verdict Pipeline::classify(const Snapshot& snapshot, PacketBuffer& packet, const
   }
   counters_.vips[classified.vip->slot].packets.add(1);
   counters_.vips[classified.vip->slot].bytes.add(packet.length);
-  classified.hash = sluice_flow_hash(&parsed.key, snapshot.seed);
+  classified.hash = parsed.family == 4 ? sluice_flow_hash_ipv4(&parsed.key, snapshot.seed)
+                                      : sluice_flow_hash(&parsed.key, snapshot.seed);
   classified.select_hash = classified.vip->persistence == SLUICE_PERSISTENCE_CLIENT
                                ? sluice_client_hash(&parsed.key, snapshot.seed)
                                : classified.hash;
@@ -160,17 +161,16 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
   if (snapshot.next_hop_mac.is_zero()) return drop(DropReason::kNoNextHop);
 
   const BackendSlot& backend = snapshot.backends[selection.backend];
-  const IpAddress& source = backend.address.is_v4() ? snapshot.source_ipv4 : snapshot.source_ipv6;
-  const EncapsulationParams params{egress.mac, snapshot.next_hop_mac, source, backend.address,
-                                   hash, egress.mtu, vip.encapsulation, snapshot.gue_port};
-  const DropReason encapsulation_drop = encapsulate(packet, parsed, params);
+  const DropReason encapsulation_drop =
+      encapsulate(packet, parsed, backend.outer, vip.encapsulation, snapshot.gue_port, egress.mac,
+                  snapshot.next_hop_mac, hash, egress.mtu);
   if (encapsulation_drop != DropReason::kNone) {
     // Step 5: a packet too big for the link after encapsulation gets an ICMP error, so that
     // the client lowers its path MTU. When no error may be sent about it (IPv4 without DF,
     // for one), only the drop is counted.
     if (encapsulation_drop == DropReason::kTooBigAfterEncapsulation &&
         write_too_big_reply(packet, parsed, egress.mac,
-                            egress.mtu - encapsulation_overhead(backend.address.family, vip.encapsulation))) {
+                            egress.mtu - encapsulation_overhead(backend.outer.family, vip.encapsulation))) {
       counters_.icmp_too_big_replies.add(1);
       return Verdict{Action::kForward};
     }

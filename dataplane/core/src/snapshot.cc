@@ -46,6 +46,13 @@ std::string VipKey::to_string() const {
   }
 }
 
+void Snapshot::prepare() {
+  index_vips();
+  for (BackendSlot& backend : backends) {
+    backend.outer = make_outer_header(backend.address.is_v4() ? source_ipv4 : source_ipv6, backend.address);
+  }
+}
+
 void Snapshot::index_vips() {
   // Open addressing at a load factor of at most 1/2, so a lookup probes few entries.
   const size_t size = std::bit_ceil(std::max<size_t>(vips.size() * 2, 4));

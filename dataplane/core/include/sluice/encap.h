@@ -2,6 +2,7 @@
 // and IPv4 in IPv6, RFC 2473) and GUE variant 1 (the datagram in UDP) over IPv4 or IPv6.
 #pragma once
 
+#include <array>
 #include <cstdint>
 
 #include "sluice/dataplane_abi.h"
@@ -16,6 +17,21 @@ struct PacketBuffer {
   uint32_t length = 0;
   uint32_t headroom = 0;  // bytes before `data` that the frame may grow into
 };
+
+// A backend's outer IP header, built once per snapshot (Snapshot::prepare), so that each
+// packet copies it and fills in only what depends on the packet: the protocol or next header,
+// the length, the TOS or traffic class, the IPv4 ID, DF and checksum, and the IPv6 flow label.
+struct OuterHeader {
+  std::array<uint8_t, 40> ip{};  // the fields that depend on the packet are zero
+  uint8_t family = 0;  // 4 or 6; 0 when no outer source address of the backend's family is set
+  // IPv4: the one's complement sum of the header's 32-bit words as the CPU loads them, not
+  // yet folded. The packet's fields are added to it for the checksum.
+  uint64_t ipv4_sum = 0;
+};
+
+// Builds the outer header from the load balancer's source address to a backend. The result's
+// family is 0 when the two addresses' families differ or either is unset.
+OuterHeader make_outer_header(const IpAddress& outer_source, const IpAddress& outer_destination);
 
 // References, not copies: the pipeline builds one per packet from the snapshot and port.
 struct EncapsulationParams {
@@ -44,6 +60,12 @@ uint32_t encapsulation_overhead(uint8_t outer_family, sluice_encapsulation encap
 // gives kTooBigAfterEncapsulation, for the caller to reply to with write_too_big_reply.
 DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed,
                        const EncapsulationParams& params);
+
+// The same with the backend's prepared outer header: the per-packet path.
+DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed, const OuterHeader& outer,
+                       sluice_encapsulation encapsulation, uint16_t gue_port,
+                       const MacAddress& source_mac, const MacAddress& destination_mac,
+                       uint32_t flow_hash, uint32_t mtu);
 
 // The IPv4 header checksum (RFC 791) over `length` bytes, with the checksum field included
 // as it is; returns the value to store, in network byte order.

@@ -110,6 +110,25 @@ SLUICE_INLINE sluice_u32 sluice_flow_hash(const struct sluice_flow_key *key, slu
 }
 
 /*
+ * sluice_flow_hash of an IPv4 key, whose address words 1 to 3 are zero, in fewer operations:
+ * mixing a zero word leaves only the rotation, multiplication and addition on h.
+ */
+SLUICE_INLINE sluice_u32 sluice_hash_mix_zero(sluice_u32 h) {
+  return sluice_rotl32(h, 13) * 5u + 0xe6546b64u;
+}
+
+SLUICE_INLINE sluice_u32 sluice_flow_hash_ipv4(const struct sluice_flow_key *key, sluice_u32 seed) {
+  sluice_u32 h = seed;
+  h = sluice_hash_mix(h, key->src[0]);
+  h = sluice_hash_mix_zero(sluice_hash_mix_zero(sluice_hash_mix_zero(h)));
+  h = sluice_hash_mix(h, key->dst[0]);
+  h = sluice_hash_mix_zero(sluice_hash_mix_zero(sluice_hash_mix_zero(h)));
+  h = sluice_hash_mix(h, ((sluice_u32)key->src_port << 16) | key->dst_port);
+  h = sluice_hash_mix(h, ((sluice_u32)key->protocol << 8) | key->family);
+  return sluice_hash_final(h, 40);
+}
+
+/*
  * Maps a flow hash onto a Maglev table of `size` entries: (hash * size) / 2^32, which spreads
  * as evenly as hash % size but needs a multiplication instead of a division.
  */

@@ -86,5 +86,8 @@ struct ParseResult {
 ParseResult parse_packet(std::span<const uint8_t> frame);
 // The same, writing into `out`: the per-packet path uses this to avoid a copy.
 DropReason parse_packet(std::span<const uint8_t> frame, ParsedPacket& out);
+// The parser without its fast path for untagged IPv4 TCP and UDP, for the tests that check
+// that the two agree.
+DropReason parse_packet_general(std::span<const uint8_t> frame, ParsedPacket& out);
 
 }  // namespace sluice

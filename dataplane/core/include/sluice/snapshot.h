@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "sluice/dataplane_abi.h"
+#include "sluice/encap.h"
 #include "sluice/flow_hash.h"
 #include "sluice/flow_table.h"
 #include "sluice/ip_address.h"
@@ -29,6 +30,7 @@ struct BackendSlot {
   IpAddress address;
   uint32_t weight = 0;
   uint32_t vip_slot = 0;  // the VIP this backend serves
+  OuterHeader outer;      // built by Snapshot::prepare
 };
 
 struct VipKey {
@@ -62,8 +64,9 @@ struct Snapshot {
   std::vector<BackendSlot> backends;  // indexed by backend slot
   std::vector<Vip> vips;
 
-  // Builds the lookup index; call once after filling `vips`, before publishing.
-  void index_vips();
+  // Builds the VIP lookup index and every backend's outer headers; call once after filling
+  // `vips` and `backends`, before publishing.
+  void prepare();
 
   // Finds the VIP of a packet's destination: (address, port, protocol) first, then the
   // port-0 VIP of that address and protocol. Fragments carry no ports, so they use
@@ -98,6 +101,7 @@ struct Snapshot {
     int32_t vip;  // index into vips, or -1 for a free entry
   };
 
+  void index_vips();
   const Vip* lookup(const sluice_u32 address[4], uint8_t family, uint16_t port,
                     uint8_t protocol, const std::vector<IndexEntry>& index) const;
 
