@@ -12,23 +12,6 @@ FlowTable::FlowTable(uint32_t capacity) {
   bucket_mask_ = size / kWays - 1;
 }
 
-FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns) {
-  const uint32_t index = hash & bucket_mask_;
-  FlowBucket& bucket = buckets_[index];
-  for (uint32_t way = 0; way < kWays; ++way) {
-    if (!tag_matches(bucket.ways[way], hash)) continue;
-    FlowEntry& entry = entries_[index * kWays + way];
-    if (!flow_keys_equal(entry.key, key)) continue;
-    if (time_left(bucket.ways[way], now_ns) <= 0) {
-      ++counters_.expired;
-      erase(&entry);
-      return nullptr;
-    }
-    return &entry;
-  }
-  return nullptr;
-}
-
 FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t expires_ns,
                              uint64_t now_ns) {
   const uint32_t index = hash & bucket_mask_;

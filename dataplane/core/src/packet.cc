@@ -1,5 +1,7 @@
 #include "sluice/packet.h"
 
+#include <bit>
+#include <cstddef>
 #include <cstring>
 
 #include "byte_order.h"
@@ -254,6 +256,17 @@ std::string_view drop_reason_name(DropReason reason) {
 
 namespace {
 
+// The word layout that parse_ipv4_fast writes.
+static_assert(sizeof(ParsedPacket) == 56 && offsetof(ParsedPacket, l3_offset) == 40 &&
+              offsetof(ParsedPacket, l4_offset) == 42 && offsetof(ParsedPacket, l3_length) == 44 &&
+              offsetof(ParsedPacket, vlan_tags) == 46 && offsetof(ParsedPacket, family) == 47 &&
+              offsetof(ParsedPacket, protocol) == 48 && offsetof(ParsedPacket, tcp_flags) == 49 &&
+              offsetof(ParsedPacket, traffic_class) == 50 && offsetof(ParsedPacket, dont_fragment) == 51 &&
+              offsetof(ParsedPacket, fragment) == 52 && offsetof(ParsedPacket, has_ports) == 53 &&
+              offsetof(ParsedPacket, icmp_error) == 54 && offsetof(ParsedPacket, icmp_echo_request) == 55);
+static_assert(offsetof(sluice_flow_key, src_port) == 32 && offsetof(sluice_flow_key, dst_port) == 34 &&
+              offsetof(sluice_flow_key, protocol) == 36 && offsetof(sluice_flow_key, family) == 37);
+
 // The common case in one pass: an untagged IPv4 datagram without options that is not a
 // fragment and carries a whole TCP or UDP header. Returns false for anything else, which the
 // general parser then takes from the start; where this accepts a frame, the general parser
@@ -281,22 +294,45 @@ bool parse_ipv4_fast(std::span<const uint8_t> frame, ParsedPacket& out) {
     return false;
   }
 
-  out = ParsedPacket{};
-  std::memcpy(&out.key.src[0], ip + 12, 4);
-  std::memcpy(&out.key.dst[0], ip + 16, 4);
-  std::memcpy(&out.key.src_port, l4, 2);
-  std::memcpy(&out.key.dst_port, l4 + 2, 2);
-  out.key.protocol = protocol;
-  out.key.family = 4;
-  out.l3_offset = kL3;
-  out.l4_offset = kL4;
-  out.l3_length = static_cast<uint16_t>(total_length);
-  out.family = 4;
-  out.protocol = protocol;
-  out.tcp_flags = tcp_flags;
-  out.traffic_class = ip[1];
-  out.dont_fragment = (fragment_field & 0x4000) != 0;
-  out.has_ports = true;
+  // The result is written as seven 64-bit words. Narrower stores of single fields would
+  // make the wider loads that follow (the VIP index and flow table compare the key as 64-bit
+  // words) wait for the stores to reach the cache, because a load that spans several recent
+  // stores cannot take its bytes from them.
+  if constexpr (std::endian::native == std::endian::little) {
+    uint32_t source;
+    uint32_t destination;
+    uint32_t ports;
+    std::memcpy(&source, ip + 12, 4);
+    std::memcpy(&destination, ip + 16, 4);
+    std::memcpy(&ports, l4, 4);
+    auto* bytes = reinterpret_cast<uint8_t*>(&out);
+    const auto store = [bytes](size_t word, uint64_t value) { std::memcpy(bytes + 8 * word, &value, 8); };
+    store(0, source);
+    store(1, 0);
+    store(2, destination);
+    store(3, 0);
+    store(4, ports | uint64_t{protocol} << 32 | uint64_t{4} << 40);  // ports, protocol, family
+    store(5, kL3 | uint64_t{kL4} << 16 | uint64_t{total_length} << 32 | uint64_t{4} << 56);  // no VLAN tags
+    store(6, protocol | uint64_t{tcp_flags} << 8 | uint64_t{ip[1]} << 16 |
+                 uint64_t{(fragment_field & 0x4000) != 0} << 24 | uint64_t{1} << 40);  // has_ports
+  } else {
+    out = ParsedPacket{};
+    std::memcpy(&out.key.src[0], ip + 12, 4);
+    std::memcpy(&out.key.dst[0], ip + 16, 4);
+    std::memcpy(&out.key.src_port, l4, 2);
+    std::memcpy(&out.key.dst_port, l4 + 2, 2);
+    out.key.protocol = protocol;
+    out.key.family = 4;
+    out.l3_offset = kL3;
+    out.l4_offset = kL4;
+    out.l3_length = static_cast<uint16_t>(total_length);
+    out.family = 4;
+    out.protocol = protocol;
+    out.tcp_flags = tcp_flags;
+    out.traffic_class = ip[1];
+    out.dont_fragment = (fragment_field & 0x4000) != 0;
+    out.has_ports = true;
+  }
   return true;
 }
 

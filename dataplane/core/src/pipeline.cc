@@ -79,7 +79,8 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
   return forward(snapshot, packet, classified, egress, now_ns);
 }
 
-void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> packets,
+// Flattened: the steps of every packet inline into the three passes, without calls.
+[[gnu::flatten]] void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> packets,
                              const EgressPort& egress, uint64_t now_ns, Verdict* verdicts) {
   // Three passes, so that the cache misses of the flow table overlap instead of following
   // one another. The first classifies every packet and prefetches its bucket line. The

@@ -136,4 +136,22 @@ inline bool flow_keys_equal(const sluice_flow_key& a, const sluice_flow_key& b) 
   return ((x[0] ^ y[0]) | (x[1] ^ y[1]) | (x[2] ^ y[2]) | (x[3] ^ y[3]) | (x[4] ^ y[4])) == 0;
 }
 
+// Inline, because the per-packet path calls it once per packet.
+inline FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns) {
+  const uint32_t index = hash & bucket_mask_;
+  FlowBucket& bucket = buckets_[index];
+  for (uint32_t way = 0; way < kWays; ++way) {
+    if (!tag_matches(bucket.ways[way], hash)) continue;
+    FlowEntry& entry = entries_[index * kWays + way];
+    if (!flow_keys_equal(entry.key, key)) continue;
+    if (time_left(bucket.ways[way], now_ns) <= 0) {
+      ++counters_.expired;
+      erase(&entry);
+      return nullptr;
+    }
+    return &entry;
+  }
+  return nullptr;
+}
+
 }  // namespace sluice

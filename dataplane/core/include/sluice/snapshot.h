@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <vector>
 
@@ -14,6 +15,33 @@
 #include "sluice/ip_address.h"
 
 namespace sluice {
+
+namespace snapshot_detail {
+
+// The index's own hash: a multiply-xor over the address words, port and protocol. It needs
+// to spread VIPs over a table of a few thousand entries, not to resist chosen inputs (VIP
+// addresses come from the operator), so it is much cheaper than the flow hash.
+inline uint32_t index_hash(const sluice_u32 address[4], uint16_t port, uint8_t protocol) {
+  uint64_t low;
+  uint64_t high;
+  std::memcpy(&low, address, 8);
+  std::memcpy(&high, address + 2, 8);
+  uint64_t h = (low * 0x9e3779b97f4a7c15ULL) ^ (high * 0xc2b2ae3d27d4eb4fULL) ^
+               ((uint64_t{port} << 8 | protocol) * 0x165667b19e3779f9ULL);
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ULL;
+  return static_cast<uint32_t>(h >> 32);
+}
+
+inline bool same_address(const sluice_u32 a[4], const sluice_u32 b[4]) {
+  uint64_t x[2];
+  uint64_t y[2];
+  std::memcpy(x, a, 16);
+  std::memcpy(y, b, 16);
+  return ((x[0] ^ y[0]) | (x[1] ^ y[1])) == 0;
+}
+
+}  // namespace snapshot_detail
 
 enum class BackendState : uint8_t {
   // No backend serves from the slot: it is free, or it rests for one snapshot after its
@@ -109,5 +137,26 @@ struct Snapshot {
   std::vector<IndexEntry> fragment_index_;  // (address, protocol), port field 0
   std::vector<IndexEntry> address_index_;   // (address), port and protocol fields 0
 };
+
+// Inline, because the per-packet path calls them once per packet.
+inline const Vip* Snapshot::lookup(const sluice_u32 address[4], uint8_t family, uint16_t port,
+                            uint8_t protocol, const std::vector<IndexEntry>& index) const {
+  if (index.empty()) return nullptr;
+  const size_t mask = index.size() - 1;
+  for (size_t i = snapshot_detail::index_hash(address, port, protocol) & mask;; i = (i + 1) & mask) {
+    const IndexEntry& entry = index[i];
+    if (entry.vip < 0) return nullptr;
+    if (entry.port == port && entry.protocol == protocol && entry.family == family &&
+        snapshot_detail::same_address(entry.address, address)) {
+      return &vips[entry.vip];
+    }
+  }
+}
+
+inline const Vip* Snapshot::find_vip(const sluice_flow_key& key) const {
+  const uint16_t port = static_cast<uint16_t>((key.dst_port >> 8) | (key.dst_port << 8));
+  if (const Vip* vip = lookup(key.dst, key.family, port, key.protocol, exact_index_)) return vip;
+  return lookup(key.dst, key.family, 0, key.protocol, exact_index_);
+}
 
 }  // namespace sluice
