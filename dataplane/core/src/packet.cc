@@ -268,9 +268,9 @@ static_assert(offsetof(sluice_flow_key, src_port) == 32 && offsetof(sluice_flow_
               offsetof(sluice_flow_key, protocol) == 36 && offsetof(sluice_flow_key, family) == 37);
 
 // The common case in one pass: an untagged IPv4 datagram without options that is not a
-// fragment and carries a whole TCP or UDP header. Returns false for anything else, which the
-// general parser then takes from the start; where this accepts a frame, the general parser
-// gives the same result (the unit tests and the fuzzer compare the two).
+// fragment and carries a whole TCP or UDP header. Returns false for anything else, and the
+// general parser then starts over. Where this accepts a frame, the general parser gives the
+// same result; the unit tests and the fuzzer compare the two.
 bool parse_ipv4_fast(std::span<const uint8_t> frame, ParsedPacket& out) {
   constexpr uint32_t kL3 = kEthernetHeaderSize;
   constexpr uint32_t kL4 = kL3 + kIpv4HeaderSize;
@@ -294,10 +294,9 @@ bool parse_ipv4_fast(std::span<const uint8_t> frame, ParsedPacket& out) {
     return false;
   }
 
-  // The result is written as seven 64-bit words. Narrower stores of single fields would
-  // make the wider loads that follow (the VIP index and flow table compare the key as 64-bit
-  // words) wait for the stores to reach the cache, because a load that spans several recent
-  // stores cannot take its bytes from them.
+  // The result is written as seven 64-bit words, because the VIP index and the flow table
+  // load the key as 64-bit words. A load that spans several recent narrower stores cannot
+  // take its bytes from them, so it would wait until they reach the cache.
   if constexpr (std::endian::native == std::endian::little) {
     uint32_t source;
     uint32_t destination;
