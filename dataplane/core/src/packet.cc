@@ -284,11 +284,10 @@ bool parse_ipv4_fast(std::span<const uint8_t> frame, ParsedPacket& out) {
   const uint8_t protocol = ip[9];
   uint8_t tcp_flags = 0;
   if (protocol == kProtocolTcp) {
+    // The length first: a shorter datagram's frame may end before the data offset byte.
+    if (total_length < kIpv4HeaderSize + 20) return false;
     const uint32_t data_offset = (l4[12] >> 4) * 4u;
-    if (total_length < kIpv4HeaderSize + 20 || data_offset < 20 ||
-        data_offset > total_length - kIpv4HeaderSize) {
-      return false;
-    }
+    if (data_offset < 20 || data_offset > total_length - kIpv4HeaderSize) return false;
     tcp_flags = l4[13];
   } else if (protocol != kProtocolUdp || total_length < kIpv4HeaderSize + kUdpHeaderSize) {
     return false;
