@@ -139,7 +139,7 @@ DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed, const O
   }
   const bool gue = encapsulation == SLUICE_ENCAP_GUE;
   const uint32_t ip_size = outer.family == 4 ? kIpv4HeaderSize : kIpv6HeaderSize;
-  const uint32_t overhead = gue ? ip_size + kUdpHeaderSize : ip_size;
+  const uint32_t overhead = encapsulation_overhead(outer.family, encapsulation);
   if (parsed.l3_length + overhead > mtu) return DropReason::kTooBigAfterEncapsulation;
   if (packet.headroom < overhead) return DropReason::kNoHeadroom;
 

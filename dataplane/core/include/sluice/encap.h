@@ -18,9 +18,9 @@ struct PacketBuffer {
   uint32_t headroom = 0;  // bytes before `data` that the frame may grow into
 };
 
-// A backend's outer IP header, built once per snapshot (Snapshot::prepare), so that each
-// packet copies it and fills in only what depends on the packet: the protocol or next header,
-// the length, the TOS or traffic class, the IPv4 ID, DF and checksum, and the IPv6 flow label.
+// A backend's outer IP header, built once per snapshot by Snapshot::prepare. Each packet
+// copies it and fills in its own fields: protocol, length, TOS and, for IPv4, ID, DF and
+// checksum, or for IPv6 the flow label.
 struct OuterHeader {
   std::array<uint8_t, 40> ip{};  // the fields that depend on the packet are zero
   uint8_t family = 0;  // 4 or 6; 0 when no outer source address of the backend's family is set
@@ -61,7 +61,7 @@ uint32_t encapsulation_overhead(uint8_t outer_family, sluice_encapsulation encap
 DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed,
                        const EncapsulationParams& params);
 
-// The same with the backend's prepared outer header: the per-packet path.
+// Encapsulates as above, with the backend's prepared outer header: the per-packet path.
 DropReason encapsulate(PacketBuffer& packet, const ParsedPacket& parsed, const OuterHeader& outer,
                        sluice_encapsulation encapsulation, uint16_t gue_port,
                        const MacAddress& source_mac, const MacAddress& destination_mac,
