@@ -16,39 +16,28 @@ FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t
                              uint64_t now_ns) {
   const uint32_t index = hash & bucket_mask_;
   FlowBucket& bucket = buckets_[index];
-  int target = -1;
-  uint32_t soonest = 0;
-  int64_t soonest_left = INT64_MAX;
+  uint32_t target = kWays;
   for (uint32_t way = 0; way < kWays; ++way) {
-    const uint64_t word = bucket.ways[way];
-    if (is_free(word)) {
-      if (target < 0) target = static_cast<int>(way);
-      continue;
-    }
-    if (tag_matches(word, hash) && flow_keys_equal(entries_[index * kWays + way].key, key)) {
-      target = static_cast<int>(way);  // the flow's own entry, live or expired
+    if (tag_matches(bucket.ways[way], hash) && flow_keys_equal(entries_[index * kWays + way].key, key)) {
+      target = way;  // the flow's own entry, live or expired
       break;
-    }
-    const int64_t left = time_left(word, now_ns);
-    if (left < soonest_left) {
-      soonest_left = left;
-      soonest = way;
     }
   }
 
-  if (target < 0) {
-    target = static_cast<int>(soonest);
-    if (soonest_left <= 0) {
+  if (target == kWays) {
+    target = insert_way(bucket, now_ns);
+    const uint64_t word = bucket.ways[target];
+    if (is_free(word)) {
+      ++counters_.entries;
+    } else if (time_left(word, now_ns) <= 0) {
       ++counters_.expired;
     } else {
       ++counters_.evictions;
     }
-  } else if (is_free(bucket.ways[target])) {
-    ++counters_.entries;
   }
 
   ++counters_.inserts;
-  FlowEntry& entry = entries_[index * kWays + static_cast<uint32_t>(target)];
+  FlowEntry& entry = entries_[index * kWays + target];
   entry.key = key;
   entry.flags = 0;
   bucket.ways[target] = make_way(expires_ns, tag_of(hash));

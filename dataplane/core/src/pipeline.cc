@@ -84,8 +84,8 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
                              const EgressPort& egress, uint64_t now_ns, Verdict* verdicts) {
   // Three passes, so that the cache misses of the flow table overlap instead of following
   // one another. The first classifies every packet and prefetches its bucket line. The
-  // second prefetches the entry whose hash matches, or the Maglev slot of a new flow. The
-  // third finishes each packet.
+  // second prefetches the entry whose hash matches, or for a new flow its Maglev slot and
+  // the entry it will overwrite. The third finishes each packet.
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
   for (size_t i = 0; i < count; ++i) {
@@ -97,7 +97,7 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
   for (size_t i = 0; i < count; ++i) {
     const Classified& c = classified[i];
     if (c.vip == nullptr) continue;
-    const bool known = !c.parsed.fragment && flow_table_.prefetch_entry(c.hash);
+    const bool known = !c.parsed.fragment && flow_table_.prefetch_entry(c.hash, now_ns);
     if ((!known || is_syn(c.parsed)) && !c.vip->maglev.empty()) {
       __builtin_prefetch(&c.vip->maglev[sluice_maglev_slot(c.select_hash, static_cast<uint32_t>(c.vip->maglev.size()))]);
     }

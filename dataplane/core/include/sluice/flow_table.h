@@ -51,8 +51,8 @@ class FlowTable {
   // Returns the live entry for `key`, or nullptr. An expired entry found on the way is freed.
   FlowEntry* find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns);
 
-  // Writes `key`'s entry, reusing its existing entry, then a free way, else the way that
-  // expires first (counted as an eviction if it had not expired). The caller fills in the
+  // Writes `key`'s entry, reusing its existing entry, then the first free way, else the way
+  // that expires first (counted as an eviction if it had not expired). The caller fills in the
   // backend; flags are cleared.
   FlowEntry* insert(const sluice_flow_key& key, uint32_t hash, uint64_t expires_ns,
                     uint64_t now_ns);
@@ -71,16 +71,20 @@ class FlowTable {
 
   // The two steps of a lookup's memory access, for a burst that looks up many flows: first
   // prefetch the bucket line of every packet, then (once it has arrived) the entry whose tag
-  // matches. Returns false when no way of the bucket has the tag: the flow is new.
+  // matches. Returns false when no way of the bucket has the tag: the flow is new, and the
+  // entry that insert() would overwrite is prefetched for writing instead, since a new flow
+  // usually gets an entry.
   void prefetch_bucket(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & bucket_mask_]); }
-  bool prefetch_entry(uint32_t hash) const {
-    const FlowBucket& bucket = buckets_[hash & bucket_mask_];
+  bool prefetch_entry(uint32_t hash, uint64_t now_ns) const {
+    const uint32_t index = hash & bucket_mask_;
+    const FlowBucket& bucket = buckets_[index];
     for (uint32_t way = 0; way < kWays; ++way) {
       if (tag_matches(bucket.ways[way], hash)) {
-        __builtin_prefetch(&entries_[(hash & bucket_mask_) * kWays + way]);
+        __builtin_prefetch(&entries_[index * kWays + way]);
         return true;
       }
     }
+    __builtin_prefetch(&entries_[index * kWays + insert_way(bucket, now_ns)], 1);
     return false;
   }
 
@@ -114,6 +118,23 @@ class FlowTable {
   static int64_t time_left(uint64_t way, uint64_t now_ns) {
     const uint64_t difference = (way >> kTagBits) - (now_ns & kExpiryMask);
     return static_cast<int64_t>(difference << 16) >> 16;
+  }
+
+  // The way that insert() takes for a key without an entry: the first free way, else the
+  // way that expires first.
+  static uint32_t insert_way(const FlowBucket& bucket, uint64_t now_ns) {
+    uint32_t soonest = 0;
+    int64_t soonest_left = INT64_MAX;
+    for (uint32_t way = 0; way < kWays; ++way) {
+      const uint64_t word = bucket.ways[way];
+      if (is_free(word)) return way;
+      const int64_t left = time_left(word, now_ns);
+      if (left < soonest_left) {
+        soonest_left = left;
+        soonest = way;
+      }
+    }
+    return soonest;
   }
 
   size_t index_of(const FlowEntry* entry) const { return static_cast<size_t>(entry - entries_.data()); }
