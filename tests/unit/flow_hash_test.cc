@@ -2,6 +2,7 @@
 // flow the same way on every load balancer, so any change to the function has to fail here.
 #include <bit>
 #include <cstdint>
+#include <random>
 #include <set>
 
 #include <gtest/gtest.h>
@@ -43,13 +44,7 @@ TEST(FlowHash, Ipv4ShortcutMatchesTheFullHash) {
     if (vector.key.family != 4) continue;
     EXPECT_EQ(sluice_flow_hash_ipv4(&vector.key, vector.seed), vector.expected) << vector.name;
   }
-  uint32_t state = 0x2545f491u;
-  const auto random = [&state] {
-    state ^= state << 13;
-    state ^= state >> 17;
-    state ^= state << 5;
-    return state;
-  };
+  std::mt19937 random(0x2545f491u);
   for (int i = 0; i < 100000; ++i) {
     sluice_flow_key key{};
     key.family = 4;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <functional>
 #include <ostream>
+#include <random>
 #include <set>
 #include <string>
 #include <vector>
@@ -381,13 +382,7 @@ TEST(Parser, FastPathAgreesWithGeneralParser) {
       ethernet_frame(kEtherTypeIpv4, ipv4_packet({.protocol = kNextUdp}, udp_datagram(5353, 53, 12))),
       ethernet_frame(kEtherTypeIpv4, ipv4_packet({.protocol = kNextUdp}, udp_datagram(5353, 53)), {}, 60),
   };
-  uint64_t state = 0x9e3779b97f4a7c15ULL;
-  const auto random = [&state] {
-    state ^= state << 13;
-    state ^= state >> 7;
-    state ^= state << 17;
-    return state;
-  };
+  std::mt19937_64 random(0x9e3779b97f4a7c15ULL);
   int fast_accepted = 0;
   for (int round = 0; round < 200000; ++round) {
     Bytes frame = bases[random() % bases.size()];
