@@ -284,6 +284,31 @@ TEST(FlowTracking, EvictionAtCapacity) {
   EXPECT_EQ(pipeline.counters().non_syn_misses.get(), 1u);
 }
 
+TEST(FlowTracking, NonSynMissKeepsLiveEntries) {
+  // Eight flows fill the one bucket. A ninth flow that arrives without a SYN is served from
+  // the Maglev table but takes no entry, so the eight keep theirs.
+  Snapshot snapshot = make_snapshot();
+  Pipeline pipeline(FlowTable::kWays);
+  std::vector<uint32_t> backends;
+  for (uint16_t i = 0; i < 8; ++i) {
+    backends.push_back(send_tcp(pipeline, snapshot, kSyn, kStartNs + i, 40000 + i));
+  }
+  const uint32_t maglev_choice = send_tcp(pipeline, snapshot, kAck, kStartNs + kSecond, 40008);
+  EXPECT_EQ(pipeline.counters().non_syn_misses.get(), 1u);
+  EXPECT_EQ(pipeline.flow_table().counters().evictions, 0u);
+  EXPECT_EQ(pipeline.flow_table().counters().entries, 8u);
+
+  snapshot.vips[kVipSlot4].maglev = maglev_all_to(other_backend(maglev_choice));
+  for (uint16_t i = 0; i < 8; ++i) {
+    EXPECT_EQ(send_tcp(pipeline, snapshot, kAck, kStartNs + 2 * kSecond, 40000 + i), backends[i])
+        << "flow " << i;
+  }
+  EXPECT_EQ(pipeline.counters().non_syn_misses.get(), 1u);
+  EXPECT_EQ(send_tcp(pipeline, snapshot, kAck, kStartNs + 2 * kSecond, 40008),
+            other_backend(maglev_choice))
+      << "the flow without an entry follows the current table";
+}
+
 TEST(FlowTracking, OccupancyCountsFlows) {
   const Snapshot snapshot = make_snapshot();
   Pipeline pipeline(1 << 16);
@@ -395,6 +420,33 @@ TEST(FlowTable, ExpiredWayReusedNotEvicted) {
   EXPECT_EQ(table.counters().expired, 1u);
   EXPECT_EQ(table.counters().entries, 8u);
   EXPECT_EQ(table.find(key_for_port(1), 1, 150), nullptr);
+}
+
+TEST(FlowTable, ExpiredOnlyRefusesLiveWays) {
+  FlowTable table(FlowTable::kWays);
+  for (uint16_t i = 0; i < 8; ++i) table.insert(key_for_port(i), i, 1000, 0);
+
+  EXPECT_EQ(table.insert(key_for_port(9), 9, 2000, 500, FlowTable::Overwrite::kExpiredOnly), nullptr);
+  EXPECT_EQ(table.counters().inserts, 8u) << "a refused insert changes nothing";
+  EXPECT_EQ(table.counters().evictions, 0u);
+  EXPECT_EQ(table.counters().entries, 8u);
+  for (uint16_t i = 0; i < 8; ++i) EXPECT_NE(table.find(key_for_port(i), i, 500), nullptr);
+  EXPECT_EQ(table.find(key_for_port(9), 9, 500), nullptr);
+}
+
+TEST(FlowTable, ExpiredOnlyTakesExpiredOrOwnWay) {
+  FlowTable table(FlowTable::kWays);
+  const uint64_t expiries[8] = {500, 100, 300, 400, 800, 700, 900, 600};
+  for (uint16_t i = 0; i < 8; ++i) table.insert(key_for_port(i), i, expiries[i], 0);
+
+  FlowEntry* own = table.insert(key_for_port(3), 3, 2000, 50, FlowTable::Overwrite::kExpiredOnly);
+  EXPECT_NE(own, nullptr) << "a key's own entry is always reused";
+  EXPECT_EQ(table.expires_of(own), 2000u);
+
+  EXPECT_NE(table.insert(key_for_port(9), 9, 2000, 150, FlowTable::Overwrite::kExpiredOnly), nullptr);
+  EXPECT_EQ(table.counters().expired, 1u);
+  EXPECT_EQ(table.counters().evictions, 0u);
+  EXPECT_EQ(table.find(key_for_port(1), 1, 150), nullptr) << "the expired entry made room";
 }
 
 TEST(FlowTable, ExpiryAcrossTheClockWrap) {

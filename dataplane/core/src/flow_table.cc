@@ -13,7 +13,7 @@ FlowTable::FlowTable(uint32_t capacity) {
 }
 
 FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t expires_ns,
-                             uint64_t now_ns) {
+                             uint64_t now_ns, Overwrite overwrite) {
   const uint32_t index = hash & bucket_mask_;
   FlowBucket& bucket = buckets_[index];
   uint32_t target = kWays;
@@ -31,6 +31,8 @@ FlowEntry* FlowTable::insert(const sluice_flow_key& key, uint32_t hash, uint64_t
       ++counters_.entries;
     } else if (time_left(word, now_ns) <= 0) {
       ++counters_.expired;
+    } else if (overwrite == Overwrite::kExpiredOnly) {
+      return nullptr;
     } else {
       ++counters_.evictions;
     }

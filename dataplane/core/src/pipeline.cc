@@ -261,14 +261,17 @@ Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const
   }
 
   // A non-SYN packet without a valid entry: another load balancer or an earlier run of this
-  // one served the flow, or its backend went away. The table's choice is what every
-  // instance with the same backends would pick.
+  // one served the flow, its backend went away, or a full bucket lost its entry. The table's
+  // choice is what every instance with the same backends would pick. The entry made for it
+  // takes a free or expired way only. Evicting a live entry would let the flows of an
+  // overfull bucket evict one another in turn, each packet missing and evicting the next.
   counters_.non_syn_misses.add(1);
   selection.backend = pick_from_table(vip, select_hash);
   if (selection.backend == Verdict::kNoSlot) return selection;
   if (!admit_new_entry(snapshot, now_ns)) return selection;
   const uint64_t timeout = closing ? snapshot.timeouts.tcp_closing_ns : snapshot.timeouts.tcp_ns;
-  entry = flow_table_.insert(parsed.key, hash, now_ns + timeout, now_ns);
+  entry = flow_table_.insert(parsed.key, hash, now_ns + timeout, now_ns, FlowTable::Overwrite::kExpiredOnly);
+  if (entry == nullptr) return selection;
   entry->backend = selection.backend;
   entry->backend_uid = snapshot.backends[selection.backend].uid;
   if (closing) entry->flags |= kFlowClosing;

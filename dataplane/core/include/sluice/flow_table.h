@@ -51,11 +51,18 @@ class FlowTable {
   // Returns the live entry for `key`, or nullptr. An expired entry found on the way is freed.
   FlowEntry* find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns);
 
+  // The ways that insert() may overwrite for a key without an entry when its bucket is full.
+  enum class Overwrite {
+    kAny,          // the way that expires first, live or expired
+    kExpiredOnly,  // an expired way only: insert() returns nullptr if every way is live
+  };
+
   // Writes `key`'s entry, reusing its existing entry, then the first free way, else the way
   // that expires first (counted as an eviction if it had not expired). The caller fills in the
-  // backend; flags are cleared.
+  // backend; flags are cleared. Returns nullptr, changing nothing, only when `overwrite` is
+  // kExpiredOnly and the bucket is full of live entries of other keys.
   FlowEntry* insert(const sluice_flow_key& key, uint32_t hash, uint64_t expires_ns,
-                    uint64_t now_ns);
+                    uint64_t now_ns, Overwrite overwrite = Overwrite::kAny);
 
   void erase(FlowEntry* entry);
 
