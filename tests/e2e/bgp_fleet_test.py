@@ -6,8 +6,9 @@ VIPs while a backend is live, withdraw them when every backend's HTTP server is 
 announce them again when one comes back. On SIGTERM it must withdraw them first and keep
 running for bgp.drain_time_s.
 
-`kill` brings up a fleet (--lbs 2, each with the data plane that --dataplanes names) and keeps
-long TCP transfers and a stream of new connections going through the VIP while sl-lb1's
+`kill` brings up a fleet (--lbs 2, each with the data plane that --dataplanes names, both
+with the encapsulation that --encapsulation names) and keeps long TCP transfers and a stream
+of new connections going through the VIP of --family while sl-lb1's
 sluiced is killed with SIGKILL. Once the router has dropped sl-lb1's route, every transfer
 must still finish (none reset) and every new connection must succeed. The moved flows reach
 sl-lb2 without a flow entry, so sl-lb2 must count non-SYN misses: it served them from its
@@ -28,7 +29,7 @@ import sys
 import threading
 import time
 
-from testbed_addresses import VIP_ADDRESSES, VIP_PORT
+from testbed_addresses import VIP_ADDRESSES, VIP_PORT, vip_url
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TESTBED = os.path.join(REPO, "tools", "testbed")
@@ -121,10 +122,12 @@ def sluicectl(index, *args):
 
 
 class RequestStream(threading.Thread):
-    """Opens a new connection to the VIP every REQUEST_INTERVAL_S and records each outcome."""
+    """Opens a new connection to the VIP of FAMILY every REQUEST_INTERVAL_S and records each
+    outcome."""
 
-    def __init__(self):
+    def __init__(self, family):
         super().__init__(daemon=True)
+        self.url = vip_url(family)
         self.results = []  # (start time, error or None)
         self.stopping = threading.Event()
         self.lock = threading.Lock()
@@ -134,8 +137,8 @@ class RequestStream(threading.Thread):
         while not self.stopping.is_set():
             started = time.time()
             result = subprocess.run(
-                ["ip", "netns", "exec", CLIENT, "curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                 "--max-time", str(REQUEST_TIMEOUT_S), "http://%s:%d/" % (VIP_ADDRESSES[4], VIP_PORT)],
+                ["ip", "netns", "exec", CLIENT, "curl", "-s", "--globoff", "-o", "/dev/null", "-w", "%{http_code}",
+                 "--max-time", str(REQUEST_TIMEOUT_S), self.url],
                 capture_output=True, text=True)
             error = None
             if result.returncode != 0 or result.stdout.strip() != "200":
@@ -162,7 +165,8 @@ import http.client, json, sys, time
 host, port, seconds, kib, source_port = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], int(sys.argv[5])
 result = {"source_port": source_port}
 try:
-    connection = http.client.HTTPConnection(host, port, timeout=10, source_address=("0.0.0.0", source_port))
+    any_address = "::" if ":" in host else "0.0.0.0"
+    connection = http.client.HTTPConnection(host, port, timeout=10, source_address=(any_address, source_port))
     connection.request("GET", "/slow?seconds=%s&kib=%s" % (seconds, kib))
     response = connection.getresponse()
     body = response.read()
@@ -176,11 +180,12 @@ print(json.dumps(result))
 """
 
 
-def start_transfers(count):
-    """Start COUNT long transfers from distinct source ports in the client's namespace."""
+def start_transfers(count, family):
+    """Start COUNT long transfers to the VIP of FAMILY from distinct source ports in the
+    client's namespace."""
     ports = random.sample(range(20000, 30000), count)
     return [subprocess.Popen(["ip", "netns", "exec", CLIENT, "/usr/bin/python3", "-c", TRANSFER_CLIENT,
-                              VIP_ADDRESSES[4], str(VIP_PORT), str(TRANSFER_SECONDS),
+                              VIP_ADDRESSES[family], str(VIP_PORT), str(TRANSFER_SECONDS),
                               str(TRANSFER_KIB), str(port)],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for port in ports]
@@ -256,19 +261,19 @@ def scenario_announce(dataplane):
     return {"scenario": "announce", "dataplane": dataplane}
 
 
-def scenario_kill(dataplanes):
-    testbed("up", "--lbs", "2", "--dataplanes", dataplanes)
+def scenario_kill(dataplanes, family, encapsulation):
+    testbed("up", "--lbs", "2", "--dataplanes", dataplanes, "--encapsulation", encapsulation)
     check(len(next_hops(4)) == 2 and len(next_hops(6)) == 2,
           "the router's next hops are %s and %s, expected two each" % (next_hops(4), next_hops(6)))
     digests = [json.loads(sluicectl(index, "--json", "digest").stdout)["digest"] for index in (1, 2)]
     check(digests[0] == digests[1], "the load balancers' table digests differ: %s" % digests)
 
-    stream = RequestStream()
+    stream = RequestStream(family)
     stream.start()
     time.sleep(1)
 
     # Phase 1: sl-lb1 is killed while the transfers run.
-    transfers = start_transfers(LONG_TRANSFERS)
+    transfers = start_transfers(LONG_TRANSFERS, family)
     time.sleep(3)
     before = [lb_stats(1), lb_stats(2)]
     check(before[0]["forwarded"] > 0 and before[1]["forwarded"] > 0,
@@ -298,7 +303,7 @@ def scenario_kill(dataplanes):
           (len(late_failures), late_failures[:5]))
 
     # Phase 2: sl-lb1 starts again and takes its share back while new transfers run.
-    transfers = start_transfers(LONG_TRANSFERS)
+    transfers = start_transfers(LONG_TRANSFERS, family)
     time.sleep(2)
     restarted = time.time()
     testbed("start-lb", lb_name(1))
@@ -324,7 +329,8 @@ def scenario_kill(dataplanes):
           "(seconds after the kill, error): %s" % (len(outside), [(round(t - killed, 2), e) for t, e in outside[:5]]))
     print("new connections: %d, failed: %d (%d while the router converged after the kill)" %
           (total, len(all_failed), len(failed_during)), flush=True)
-    return {"scenario": "kill", "dataplanes": dataplanes, "convergence_s": round(converge_s, 3),
+    return {"scenario": "kill", "dataplanes": dataplanes, "family": family,
+            "encapsulation": encapsulation, "convergence_s": round(converge_s, 3),
             "rejoin_s": round(rejoin_s, 3), "requests": total, "failed": len(all_failed),
             "failed_while_converging": len(failed_during), "moved_non_syn_misses": moved,
             "long_transfers": 2 * LONG_TRANSFERS}
@@ -337,6 +343,10 @@ def main():
                         help="the data plane of the one load balancer of `announce`")
     parser.add_argument("--dataplanes", default="dpdk,dpdk",
                         help="the data planes of sl-lb1 and sl-lb2 in `kill`, such as dpdk,xdp")
+    parser.add_argument("--family", type=int, choices=[4, 6], default=4,
+                        help="the address family of the VIP that `kill` sends its traffic to")
+    parser.add_argument("--encapsulation", choices=["ipip", "gue"], default="ipip",
+                        help="the encapsulation of the fleet in `kill`")
     args = parser.parse_args()
     if os.geteuid() != 0:
         sys.exit("FAIL: this test needs root: it creates network namespaces and runs sluiced")
@@ -349,7 +359,7 @@ def main():
         if args.scenario == "announce":
             summary = scenario_announce(args.dataplane)
         else:
-            summary = scenario_kill(args.dataplanes)
+            summary = scenario_kill(args.dataplanes, args.family, args.encapsulation)
     except (RuntimeError, OSError, subprocess.TimeoutExpired) as error:
         failures.append(str(error))
         print("FAIL:", error, flush=True)
