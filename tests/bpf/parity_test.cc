@@ -7,6 +7,7 @@
 // The program runs with BPF_PROG_TEST_RUN, so these tests need root. Without it they fail with
 // a message saying so. No frame leaves the process.
 #include <gtest/gtest.h>
+#include <sched.h>
 
 #include <cerrno>
 #include <chrono>
@@ -32,6 +33,16 @@ namespace {
 class Parity : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The flood guard's window is per CPU in the XDP program, as it is per worker in the
+    // DPDK data plane, and BPF_PROG_TEST_RUN runs the program on the calling thread's CPU.
+    // The test stays on one CPU, or a migration would start a second window.
+    ASSERT_EQ(sched_getaffinity(0, sizeof(original_cpus_), &original_cpus_), 0) << std::strerror(errno);
+    cpu_set_t one_cpu;
+    CPU_ZERO(&one_cpu);
+    CPU_SET(sched_getcpu(), &one_cpu);
+    ASSERT_EQ(sched_setaffinity(0, sizeof(one_cpu), &one_cpu), 0) << std::strerror(errno);
+    pinned_ = true;
+
     Result<std::unique_ptr<bpf::Balancer>> loaded = bpf::Balancer::load(65536);
     ASSERT_TRUE(loaded.ok()) << loaded.error() << "\n" << kNeedsRoot;
     balancer_ = std::move(loaded).value();
@@ -76,6 +87,12 @@ class Parity : public ::testing::Test {
     return UINT32_MAX;
   }
 
+  void TearDown() override {
+    if (pinned_) sched_setaffinity(0, sizeof(original_cpus_), &original_cpus_);
+  }
+
+  cpu_set_t original_cpus_{};
+  bool pinned_ = false;
   std::unique_ptr<bpf::Balancer> balancer_;
   Snapshot snapshot_;
   EgressPort port_ = kEgress;
