@@ -18,8 +18,8 @@ struct Outcome {
 };
 
 // Returns the frames of the parser's table, well-formed and malformed, then frames that reach
-// the flow table: SYNs, ACKs and FINs of several flows in both families, an echo request to
-// each VIP, an ICMP error about a VIP flow and an ARP request.
+// the flow table. These are SYNs, ACKs and FINs of several flows in both families, an echo
+// request to each VIP, an ICMP error about a VIP flow and an ARP request.
 std::vector<Bytes> mixed_frames() {
   std::vector<Bytes> frames;
   for (const ParseCase& test_case : all_cases()) frames.push_back(test_case.frame);

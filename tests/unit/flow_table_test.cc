@@ -422,12 +422,12 @@ TEST(FlowTable, ExpiredWayReusedNotEvicted) {
   EXPECT_EQ(table.find(key_for_port(1), 1, 150), nullptr);
 }
 
-TEST(FlowTable, ExpiredOnlyRefusesLiveWays) {
+TEST(FlowTable, ExpiredOnlyRejectsLiveWays) {
   FlowTable table(FlowTable::kWays);
   for (uint16_t i = 0; i < 8; ++i) table.insert(key_for_port(i), i, 1000, 0);
 
   EXPECT_EQ(table.insert(key_for_port(9), 9, 2000, 500, FlowTable::Overwrite::kExpiredOnly), nullptr);
-  EXPECT_EQ(table.counters().inserts, 8u) << "a refused insert changes nothing";
+  EXPECT_EQ(table.counters().inserts, 8u) << "a rejected insert changes nothing";
   EXPECT_EQ(table.counters().evictions, 0u);
   EXPECT_EQ(table.counters().entries, 8u);
   for (uint16_t i = 0; i < 8; ++i) EXPECT_NE(table.find(key_for_port(i), i, 500), nullptr);

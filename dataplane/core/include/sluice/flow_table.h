@@ -127,8 +127,8 @@ class FlowTable {
     return static_cast<int64_t>(difference << 16) >> 16;
   }
 
-  // The way that insert() takes for a key without an entry: the first free way, else the
-  // way that expires first.
+  // Returns the way that insert() takes for a key without an entry: the first free way, else
+  // the way that expires first.
   static uint32_t insert_way(const FlowBucket& bucket, uint64_t now_ns) {
     uint32_t soonest = 0;
     int64_t soonest_left = INT64_MAX;
