@@ -95,9 +95,10 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
     }
   }
   for (size_t i = 0; i < count; ++i) {
-    const Classified& c = classified[i];
+    Classified& c = classified[i];
     if (c.vip == nullptr) continue;
-    const bool known = !c.parsed.fragment && flow_table_.prefetch_entry(c.hash, now_ns);
+    if (!c.parsed.fragment) c.way = flow_table_.prefetch_entry(c.hash, now_ns);
+    const bool known = c.way != FlowTable::kWays;
     if ((!known || is_syn(c.parsed)) && !c.vip->maglev.empty()) {
       __builtin_prefetch(&c.vip->maglev[sluice_maglev_slot(c.select_hash, static_cast<uint32_t>(c.vip->maglev.size()))]);
     }
@@ -156,7 +157,7 @@ Verdict Pipeline::forward(const Snapshot& snapshot, PacketBuffer& packet, const 
   } else if (parsed.icmp_error) {
     selection = select_for_icmp_error(snapshot, vip, parsed, hash, classified.select_hash, now_ns);
   } else {
-    selection = select_backend(snapshot, vip, parsed, hash, classified.select_hash, now_ns);
+    selection = select_backend(snapshot, vip, parsed, hash, classified.select_hash, classified.way, now_ns);
   }
   if (selection.backend == Verdict::kNoSlot) return drop(DropReason::kNoBackend);
   if (snapshot.next_hop_mac.is_zero()) return drop(DropReason::kNoNextHop);
@@ -204,14 +205,14 @@ Pipeline::Selection Pipeline::select_for_icmp_error(const Snapshot& snapshot, co
 
 Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip& vip,
                                              const ParsedPacket& parsed, uint32_t hash,
-                                             uint32_t select_hash, uint64_t now_ns) {
+                                             uint32_t select_hash, uint32_t way, uint64_t now_ns) {
   if (parsed.protocol == kProtocolTcp) {
-    return select_tcp_backend(snapshot, vip, parsed, hash, select_hash, now_ns);
+    return select_tcp_backend(snapshot, vip, parsed, hash, select_hash, way, now_ns);
   }
 
   Selection selection;
   const uint64_t expires = now_ns + snapshot.timeouts.udp_ns;
-  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
+  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns, way);
   if (entry != nullptr && snapshot.backend_accepts_flow(entry->backend, entry->backend_uid)) {
     flow_table_.refresh(entry, expires);
     selection.backend = entry->backend;
@@ -230,10 +231,10 @@ Pipeline::Selection Pipeline::select_backend(const Snapshot& snapshot, const Vip
 
 Pipeline::Selection Pipeline::select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
                                                  const ParsedPacket& parsed, uint32_t hash,
-                                                 uint32_t select_hash, uint64_t now_ns) {
+                                                 uint32_t select_hash, uint32_t way, uint64_t now_ns) {
   Selection selection;
   const bool closing = (parsed.tcp_flags & (kTcpFin | kTcpRst)) != 0;
-  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns);
+  FlowEntry* entry = flow_table_.find(parsed.key, hash, now_ns, way);
 
   // A SYN always takes the current table's choice, so a client that reuses a source port
   // never sticks to the backend of an older connection. A retransmitted SYN that finds its

@@ -49,7 +49,9 @@ class FlowTable {
   explicit FlowTable(uint32_t capacity);
 
   // Returns the live entry for `key`, or nullptr. An expired entry found on the way is freed.
-  FlowEntry* find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns);
+  // `way` is where prefetch_entry() found the key's tag: that way is checked first, so a burst
+  // does not scan the bucket twice. Any other value, kWays included, only costs the scan.
+  FlowEntry* find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns, uint32_t way = kWays);
 
   // The ways that insert() may overwrite for a key without an entry when its bucket is full.
   enum class Overwrite {
@@ -78,21 +80,21 @@ class FlowTable {
 
   // The two steps of a lookup's memory access, for a burst that looks up many flows: first
   // prefetch the bucket line of every packet, then (once it has arrived) the entry whose tag
-  // matches. Returns false when no way of the bucket has the tag: the flow is new, and the
-  // entry that insert() would overwrite is prefetched for writing instead, since a new flow
-  // usually gets an entry.
+  // matches. Returns that entry's way, for find(). Returns kWays when no way of the bucket
+  // has the tag: the flow is new, and the entry that insert() would overwrite is prefetched
+  // for writing instead, since a new flow usually gets an entry.
   void prefetch_bucket(uint32_t hash) const { __builtin_prefetch(&buckets_[hash & bucket_mask_]); }
-  bool prefetch_entry(uint32_t hash, uint64_t now_ns) const {
+  uint32_t prefetch_entry(uint32_t hash, uint64_t now_ns) const {
     const uint32_t index = hash & bucket_mask_;
     const FlowBucket& bucket = buckets_[index];
     for (uint32_t way = 0; way < kWays; ++way) {
       if (tag_matches(bucket.ways[way], hash)) {
         __builtin_prefetch(&entries_[index * kWays + way]);
-        return true;
+        return way;
       }
     }
     __builtin_prefetch(&entries_[index * kWays + insert_way(bucket, now_ns)], 1);
-    return false;
+    return kWays;
   }
 
   uint32_t capacity() const { return static_cast<uint32_t>(entries_.size()); }
@@ -165,21 +167,26 @@ inline bool flow_keys_equal(const sluice_flow_key& a, const sluice_flow_key& b) 
 }
 
 // Inline, because the per-packet path calls it once per packet.
-inline FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns) {
+inline FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uint64_t now_ns,
+                                  uint32_t way) {
   const uint32_t index = hash & bucket_mask_;
   FlowBucket& bucket = buckets_[index];
-  for (uint32_t way = 0; way < kWays; ++way) {
-    if (!tag_matches(bucket.ways[way], hash)) continue;
-    FlowEntry& entry = entries_[index * kWays + way];
-    if (!flow_keys_equal(entry.key, key)) continue;
-    if (time_left(bucket.ways[way], now_ns) <= 0) {
-      ++counters_.expired;
-      erase(&entry);
-      return nullptr;
+  // A key has at most one way in its bucket, so a match at the hinted way is the key's entry.
+  // The hint may be stale, since an earlier packet of the burst may have changed the bucket.
+  if (way >= kWays || !tag_matches(bucket.ways[way], hash) ||
+      !flow_keys_equal(entries_[index * kWays + way].key, key)) {
+    for (way = 0; way < kWays; ++way) {
+      if (tag_matches(bucket.ways[way], hash) && flow_keys_equal(entries_[index * kWays + way].key, key)) break;
     }
-    return &entry;
+    if (way == kWays) return nullptr;
   }
-  return nullptr;
+  FlowEntry& entry = entries_[index * kWays + way];
+  if (time_left(bucket.ways[way], now_ns) <= 0) {
+    ++counters_.expired;
+    erase(&entry);
+    return nullptr;
+  }
+  return &entry;
 }
 
 }  // namespace sluice

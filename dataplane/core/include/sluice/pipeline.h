@@ -134,6 +134,7 @@ class Pipeline {
     const Vip* vip = nullptr;
     uint32_t hash = 0;         // the flow hash: flow table, IPv6 flow label
     uint32_t select_hash = 0;  // picks the backend: the flow hash, or the client hash
+    uint32_t way = FlowTable::kWays;  // where prefetch_entry() found the flow's tag
   };
   struct Selection {
     uint32_t backend = Verdict::kNoSlot;
@@ -148,10 +149,10 @@ class Pipeline {
                                   const ParsedPacket& parsed, uint32_t hash, uint32_t select_hash,
                                   uint64_t now_ns);
   Selection select_backend(const Snapshot& snapshot, const Vip& vip, const ParsedPacket& parsed,
-                           uint32_t hash, uint32_t select_hash, uint64_t now_ns);
+                           uint32_t hash, uint32_t select_hash, uint32_t way, uint64_t now_ns);
   Selection select_tcp_backend(const Snapshot& snapshot, const Vip& vip,
                                const ParsedPacket& parsed, uint32_t hash, uint32_t select_hash,
-                               uint64_t now_ns);
+                               uint32_t way, uint64_t now_ns);
   Verdict drop(DropReason reason);
   bool admit_new_entry(const Snapshot& snapshot, uint64_t now_ns);
 
