@@ -1,6 +1,7 @@
 // Bursts: Pipeline::process_burst against Pipeline::process on the same frames one at a time.
 #include <algorithm>
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -84,7 +85,12 @@ void expect_same_counters(const Pipeline& expected, const Pipeline& actual) {
   }
 }
 
-TEST(Burst, ProcessBurstMatchesProcess) {
+// process_burst reads each bucket some packets after it prefetches it, so bursts shorter and
+// longer than that lag take different paths through it.
+class BurstSize : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(BurstSize, ProcessBurstMatchesProcess) {
+  const size_t burst = GetParam();
   const Snapshot snapshot = make_snapshot();
   const std::vector<Bytes> frames = mixed_frames();
   Pipeline reference(1024);
@@ -92,8 +98,8 @@ TEST(Burst, ProcessBurstMatchesProcess) {
 
   Pipeline pipeline(1024);
   std::vector<Outcome> actual;
-  for (size_t first = 0; first < frames.size(); first += Pipeline::kMaxBurst) {
-    const size_t count = std::min(Pipeline::kMaxBurst, frames.size() - first);
+  for (size_t first = 0; first < frames.size(); first += burst) {
+    const size_t count = std::min(burst, frames.size() - first);
     std::vector<FrameBuffer> buffers;
     buffers.reserve(count);
     std::vector<PacketBuffer> packets;
@@ -110,6 +116,11 @@ TEST(Burst, ProcessBurstMatchesProcess) {
   expect_same(expected, actual);
   expect_same_counters(reference, pipeline);
 }
+
+INSTANTIATE_TEST_SUITE_P(Burst, BurstSize, ::testing::Values(1, 5, 8, 9, 20, Pipeline::kMaxBurst),
+                         [](const ::testing::TestParamInfo<size_t>& info) {
+                           return "Of" + std::to_string(info.param);
+                         });
 
 }  // namespace
 }  // namespace sluice::test

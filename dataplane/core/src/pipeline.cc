@@ -82,27 +82,32 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
 // Flattened: the steps of every packet inline into the three passes, without calls.
 [[gnu::flatten]] void Pipeline::process_burst(const Snapshot& snapshot, std::span<PacketBuffer> packets,
                              const EgressPort& egress, uint64_t now_ns, Verdict* verdicts) {
-  // Three passes, so that the cache misses of the flow table overlap instead of following
+  // Three steps, so that the cache misses of the flow table overlap instead of following
   // one another. The first classifies every packet and prefetches its bucket line. The
-  // second prefetches the entry whose hash matches, or for a new flow its Maglev slot and
-  // the entry it will overwrite. The third finishes each packet.
+  // second reads the bucket and prefetches the entry whose hash matches, or for a new flow
+  // its Maglev slot and the entry it will overwrite. The third finishes each packet. The
+  // second step runs kLag packets behind the first, inside the same loop: the bucket line
+  // has had time to arrive, the address translation of its page is still cached, and the
+  // entry prefetches are spread over the loop instead of issued all at once.
+  constexpr size_t kLag = 8;
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
-  for (size_t i = 0; i < count; ++i) {
-    verdicts[i] = classify(snapshot, packets[i], egress, classified[i]);
-    if (classified[i].vip != nullptr && !classified[i].parsed.fragment) {
-      flow_table_.prefetch_bucket(classified[i].hash);
-    }
-  }
-  for (size_t i = 0; i < count; ++i) {
-    Classified& c = classified[i];
-    if (c.vip == nullptr) continue;
+  const auto prefetch_entry = [&](Classified& c) {
+    if (c.vip == nullptr) return;
     if (!c.parsed.fragment) c.way = flow_table_.prefetch_entry(c.hash, now_ns);
     const bool known = c.way != FlowTable::kWays;
     if ((!known || is_syn(c.parsed)) && !c.vip->maglev.empty()) {
       __builtin_prefetch(&c.vip->maglev[sluice_maglev_slot(c.select_hash, static_cast<uint32_t>(c.vip->maglev.size()))]);
     }
+  };
+  for (size_t i = 0; i < count; ++i) {
+    verdicts[i] = classify(snapshot, packets[i], egress, classified[i]);
+    if (classified[i].vip != nullptr && !classified[i].parsed.fragment) {
+      flow_table_.prefetch_bucket(classified[i].hash);
+    }
+    if (i >= kLag) prefetch_entry(classified[i - kLag]);
   }
+  for (size_t i = count > kLag ? count - kLag : 0; i < count; ++i) prefetch_entry(classified[i]);
   for (size_t i = 0; i < count; ++i) {
     if (classified[i].vip != nullptr) verdicts[i] = forward(snapshot, packets[i], classified[i], egress, now_ns);
   }
