@@ -356,28 +356,28 @@ TEST(FlowTable, FindMatchesHashAndKey) {
   EXPECT_NE(table.find(key, 7, 0), nullptr);
 }
 
-TEST(FlowTable, FindTakesTheHintedWayOnlyForItsKey) {
+TEST(FlowTable, FindHintNeedsMatchingKey) {
   // Keys 1 and 2 share the hash, so both tags match in ways 0 and 1. A hint is where
   // prefetch_entry() saw the tag; find() must still return the key's own entry, or nothing.
   FlowTable table(FlowTable::kWays);
-  const sluice_flow_key one = key_for_port(1);
-  const sluice_flow_key two = key_for_port(2);
-  FlowEntry* first = table.insert(one, 7, 100, 0);
-  FlowEntry* second = table.insert(two, 7, 100, 0);
+  const sluice_flow_key key1 = key_for_port(1);
+  const sluice_flow_key key2 = key_for_port(2);
+  FlowEntry* first = table.insert(key1, 7, 100, 0);
+  FlowEntry* second = table.insert(key2, 7, 100, 0);
   ASSERT_NE(first, second);
   EXPECT_EQ(table.prefetch_entry(7, 0), 0u) << "the first way with the tag";
   EXPECT_EQ(table.prefetch_entry(7 + (1u << 16), 0), FlowTable::kWays) << "no way has this tag";
 
-  EXPECT_EQ(table.find(one, 7, 0, 0), first);
-  EXPECT_EQ(table.find(two, 7, 0, 0), second) << "the hinted way holds another key";
-  EXPECT_EQ(table.find(one, 7, 0, 1), first) << "the hinted way holds another key";
-  EXPECT_EQ(table.find(two, 7, 0, 5), second) << "the hinted way is free";
-  EXPECT_EQ(table.find(two, 7, 0, FlowTable::kWays), second) << "no hint";
+  EXPECT_EQ(table.find(key1, 7, 0, 0), first);
+  EXPECT_EQ(table.find(key2, 7, 0, 0), second) << "the hinted way holds another key";
+  EXPECT_EQ(table.find(key1, 7, 0, 1), first) << "the hinted way holds another key";
+  EXPECT_EQ(table.find(key2, 7, 0, 5), second) << "the hinted way is free";
+  EXPECT_EQ(table.find(key2, 7, 0, FlowTable::kWays), second) << "no hint";
   EXPECT_EQ(table.find(key_for_port(3), 7, 0, 0), nullptr) << "a key without an entry";
 
   table.erase(first);
-  EXPECT_EQ(table.find(one, 7, 0, 0), nullptr) << "a stale hint to an erased entry";
-  EXPECT_EQ(table.find(two, 7, 100, 1), nullptr) << "a hinted entry still expires";
+  EXPECT_EQ(table.find(key1, 7, 0, 0), nullptr) << "a stale hint to an erased entry";
+  EXPECT_EQ(table.find(key2, 7, 100, 1), nullptr) << "a hinted entry still expires";
   EXPECT_EQ(table.counters().expired, 1u);
   EXPECT_EQ(table.counters().entries, 0u);
 }

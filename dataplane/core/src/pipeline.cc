@@ -86,9 +86,9 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
   // one another. The first classifies every packet and prefetches its bucket line. The
   // second reads the bucket and prefetches the entry whose hash matches, or for a new flow
   // its Maglev slot and the entry it will overwrite. The third finishes each packet. The
-  // second step runs kLag packets behind the first, inside the same loop: the bucket line
-  // has had time to arrive, the address translation of its page is still cached, and the
-  // entry prefetches are spread over the loop instead of issued all at once.
+  // second step runs kLag packets behind the first, inside the same loop. By then the bucket
+  // line has arrived, and the address translation of its page is still cached. The entry
+  // prefetches are also spread over the loop instead of issued all at once.
   constexpr size_t kLag = 8;
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
