@@ -57,7 +57,8 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
 
   // The build runs on a copy of the builder, which replaces the real one only once the data
   // plane has taken the snapshot. So after a dry run or a rejection, the builder keeps the
-  // slots, tables and generation that the running snapshot was built from.
+  // slots, tables and generation that the running snapshot was built from. After a rejection
+  // it keeps only the copy's uid counter, so that no uid the rejected snapshot used returns.
   SnapshotBuilder builder = builder_;
   std::vector<VipBuildReport> report;
   auto snapshot = builder.build(candidate, next_hop_, &report, unhealthy(candidate));
@@ -65,6 +66,7 @@ Result<ChangeResult> ControlPlane::publish_locked(Config& candidate, bool dry_ru
   if (dry_run) return ChangeResult{snapshot_ ? snapshot_->generation : 0, candidate != config_};
 
   if (Status status = driver_->publish(*snapshot); !status) {
+    builder_.reserve_uids(builder);
     return Error{"the data plane rejected generation " + std::to_string((*snapshot)->generation) +
                  ": " + status.error()};
   }

@@ -19,7 +19,10 @@ class FakeDriver final : public DataplaneDriver {
  public:
   std::string_view name() const override { return "fake"; }
   Status publish(std::shared_ptr<const Snapshot> snapshot) override {
-    if (reject) return Error{"rejected by the fake"};
+    if (reject) {
+      rejected.push_back(std::move(snapshot));
+      return Error{"rejected by the fake"};
+    }
     published.push_back(std::move(snapshot));
     return {};
   }
@@ -30,6 +33,7 @@ class FakeDriver final : public DataplaneDriver {
 
   bool reject = false;
   std::vector<std::shared_ptr<const Snapshot>> published;
+  std::vector<std::shared_ptr<const Snapshot>> rejected;
 };
 
 Config base_config() {
@@ -159,6 +163,27 @@ TEST_F(Fixture, RejectedPublishKeepsBuilderState) {
   ASSERT_TRUE(control->add_backend(vip, {address("198.51.100.141"), 1}).ok());
   EXPECT_EQ(last().generation, generation + 1);
   EXPECT_EQ(last().backends.size(), backend_slots + 1) << "the rejected backend's slot stays free";
+}
+
+TEST_F(Fixture, RejectedPublishUidsNotReused) {
+  // A data plane may have taken part of a snapshot before it rejected it, and flow entries
+  // made meanwhile name its slots and uids. The next snapshot may reuse the slot, but a
+  // backend there needs a uid of its own, or those entries would accept it.
+  driver->reject = true;
+  ASSERT_FALSE(control->add_backend(vip, {address("198.51.100.140"), 1}).ok());
+  driver->reject = false;
+  ASSERT_TRUE(control->add_backend(vip, {address("198.51.100.141"), 1}).ok());
+  ASSERT_EQ(driver->rejected.size(), 1u);
+  const Snapshot& rejected = *driver->rejected.back();
+  const Snapshot& accepted = last();
+  ASSERT_EQ(rejected.backends.size(), accepted.backends.size()) << "the same slot is reused";
+  const size_t slot = accepted.backends.size() - 1;
+  EXPECT_EQ(rejected.backends[slot].address, address("198.51.100.140"));
+  EXPECT_EQ(accepted.backends[slot].address, address("198.51.100.141"));
+  EXPECT_NE(accepted.backends[slot].uid, rejected.backends[slot].uid);
+  for (size_t other = 0; other < slot; ++other) {
+    EXPECT_EQ(accepted.backends[other].uid, rejected.backends[other].uid) << "slot " << other;
+  }
 }
 
 TEST_F(Fixture, AddVipTwiceRejected) {

@@ -2,6 +2,7 @@
 // tables, and a report of what each build changed.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -36,6 +37,14 @@ class SnapshotBuilder {
   Result<std::shared_ptr<const Snapshot>> build(const Config& config, const MacAddress& next_hop,
                                                 std::vector<VipBuildReport>* report = nullptr,
                                                 const DownBackends& down = {});
+
+  // Reserves the backend uids that `attempt`, a copy of this builder, gave out in a build that
+  // the data plane then rejected. A data plane may apply part of a snapshot before it fails
+  // (XDP writes its maps one by one), and flow entries made meanwhile keep that snapshot's
+  // uids. The slots stay free for the next build, but its backends get uids of their own.
+  void reserve_uids(const SnapshotBuilder& attempt) {
+    state_.next_uid = std::max(state_.next_uid, attempt.state_.next_uid);
+  }
 
  private:
   struct BackendAllocation {
