@@ -631,6 +631,7 @@ def check_capture(churn, records):
     removed backend had served sent packets, which the flow table must send elsewhere."""
     names = {vip_key_bytes(vip): vip_name(vip) for vip in CHURNED_VIPS + [TOGGLED_VIP, MARKER_VIP]}
     violations = []
+    first_violations = {}  # (VIP, backend) -> (change, client address and port) of its first packet
     change = None
     counts = {"data_packets": 0, "markers": 0}
     segments = {}  # change index -> the data records between its marker and the next
@@ -648,6 +649,7 @@ def check_capture(churn, records):
         pair = (record[1], record[2])
         following = churn.allowed[change + 1] if change + 1 < len(churn.allowed) else frozenset()
         if pair not in churn.allowed[change] and pair not in following:
+            first_violations.setdefault(pair, (change, record[3]))
             violations.append("a packet to %s went to backend %s after change %d (%s) was "
                               "acknowledged; change %d: %s" % (
                                   names.get(record[1], record[1].hex()), socket.inet_ntoa(record[2]),
@@ -673,7 +675,24 @@ def check_capture(churn, records):
             if rerouted:
                 counts["rerouted_removals"] += 1
                 counts["rerouted_packets"] += len(rerouted)
-    return violations, counts
+    return violations, counts, first_violations
+
+
+def backend_histories(churn, first_violations, before=40, after=3):
+    """Returns lines that describe the first packet of each pair outside the config: its
+    flow, and for each change around it, the VIPs whose config had the backend's address.
+    They show where the packet's backend came from."""
+    names = {vip_key_bytes(vip): vip_name(vip) for vip in CHURNED_VIPS + [TOGGLED_VIP, MARKER_VIP]}
+    lines = []
+    for (vip, backend), (change, flow) in list(first_violations.items())[:3]:
+        client = "%s:%d" % (socket.inet_ntoa(flow[:4]), struct.unpack("!H", flow[4:6])[0])
+        lines.append("history of backend %s, first reached by client %s of %s after change %d:" % (
+            socket.inet_ntoa(backend), client, names.get(vip, vip.hex()), change))
+        for k in range(max(0, change - before), min(len(churn.allowed), change + after)):
+            holders = sorted(names.get(v, v.hex()) for v, b in churn.allowed[k] if b == backend)
+            lines.append("  change %d (%s): %s" % (k, churn.descriptions[k],
+                                                   ", ".join(holders) if holders else "in no VIP"))
+    return lines
 
 
 # ---------------------------------------------------------------------------------------------
@@ -804,7 +823,7 @@ def main():
         print("%d of %d changes were followed by less than half a round of the flows (%d packets) "
               "within %d ms" % (churn.short_segments, len(churn.allowed), churn.segment_packets,
                                 1000 * SEGMENT_TIMEOUT_S))
-        violations, counts = check_capture(churn, capture.records)
+        violations, counts, first_violations = check_capture(churn, capture.records)
         capture_drops = capture.drops()
         print("traffic: %d packets sent; captured %d encapsulated data packets and %d markers "
               "(%d other frames, %d dropped by the capture socket)" % (
@@ -819,6 +838,8 @@ def main():
             failures.append(violation)
         if len(violations) > 20:
             failures.append("... and %d more packets to pairs outside the config" % (len(violations) - 20))
+        if violations:
+            failures.extend(backend_histories(churn, first_violations))
         # The checks above prove little unless removed backends were busy and their flows
         # came back after the removal. Both were above 80% in runs on a 2-CPU VM.
         if counts["busy_removals"] < counts["removals"] // 2:
