@@ -370,7 +370,7 @@ BAD_INPUTS = [
     (["backend", "weight", VIP4, BACKENDS4[0], "-1"], 2, "WEIGHT: '-1' is not a whole number from 0 to 65535"),
     (["backend", "weight", VIP4, BACKENDS4[0], "70000"], 2, "WEIGHT: 70000 is out of range (use 0 to 65535)"),
     (["backend", "add", VIP4, "198.51.100.140", "--weight", "70000"], 2, "--weight: 70000 is out of range"),
-    (["vip", "del", "203.0.113.99:80/tcp"], 1, "vip 203.0.113.99:80/tcp not found"),
+    (["vip", "del", "203.0.113.99:80/tcp"], 1, "vip 203.0.113.99:80/tcp not found (sluicectl vip list shows the VIPs)"),
     (["vip", "add", "203.0.113.10:80"], 2, "VIP: invalid VIP '203.0.113.10:80'"),
     (["vip", "del", "2001:db8::10:443/udp"], 2, "VIP: invalid VIP '2001:db8::10:443/udp'"),
     (["backend", "del", VIP4, "198.51.100.99"], 1, "not found"),
