@@ -20,6 +20,7 @@
 #include <sys/mman.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -85,7 +86,7 @@ BENCHMARK(BM_MemoryLatency)
     ->Args({128, 0})
     ->Args({4, 1});
 
-// The kB of AnonHugePages in /proc/self/smaps for the mapping that contains `address`.
+// Returns the kB of AnonHugePages in /proc/self/smaps for the mapping that contains `address`.
 double huge_kib_at(const void* address) {
   std::ifstream smaps("/proc/self/smaps");
   const auto at = reinterpret_cast<uintptr_t>(address);
@@ -110,7 +111,7 @@ void BM_TlbReach(benchmark::State& state) {
   const size_t bytes = (lines * kPage + kHugePage - 1) / kHugePage * kHugePage;
   void* mapping = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (mapping == MAP_FAILED) {
-    state.SkipWithError("mmap failed");
+    state.SkipWithError(("mmap of " + std::to_string(bytes + kHugePage) + " bytes failed: " + std::strerror(errno)).c_str());
     return;
   }
   const uintptr_t aligned = (reinterpret_cast<uintptr_t>(mapping) + kHugePage - 1) & ~(kHugePage - 1);

@@ -74,7 +74,7 @@ class XdpDriver final : public DataplaneDriver {
   std::string_view name() const override { return "xdp"; }
 
   Status publish(std::shared_ptr<const Snapshot> snapshot) override {
-    // NOTE: program() writes the maps one by one. If it fails part way, the maps hold a mix of
+    // NOTE: program() writes the maps one by one. If it fails part way, the maps contain a mix of
     // the running snapshot and this one until the next publish rewrites them. The control
     // plane then keeps this snapshot's uids out of later builds (SnapshotBuilder::reserve_uids).
     if (Status status = balancer_->program(*snapshot, egress_); !status) return status;

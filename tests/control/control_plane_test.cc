@@ -166,7 +166,7 @@ TEST_F(Fixture, RejectedPublishKeepsBuilderState) {
 }
 
 TEST_F(Fixture, RejectedPublishUidsNotReused) {
-  // A data plane may have taken part of a snapshot before it rejected it, and flow entries
+  // A data plane may have applied part of a snapshot before it rejected it, and flow entries
   // made meanwhile name its slots and uids. The next snapshot may reuse the slot, but a
   // backend there needs a uid of its own, or those entries would accept it.
   driver->reject = true;

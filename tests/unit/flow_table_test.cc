@@ -358,7 +358,7 @@ TEST(FlowTable, FindMatchesHashAndKey) {
 
 TEST(FlowTable, FindHintNeedsMatchingKey) {
   // Keys 1 and 2 share the hash, so both tags match in ways 0 and 1. A hint is where
-  // prefetch_entry() saw the tag; find() must still return the key's own entry, or nothing.
+  // prefetch_entry() saw the tag, and find() must still return the key's own entry, or nothing.
   FlowTable table(FlowTable::kWays);
   const sluice_flow_key key1 = key_for_port(1);
   const sluice_flow_key key2 = key_for_port(2);

@@ -50,7 +50,9 @@ std::optional<json> call(const Context& context, std::string_view method,
   }
   if (response->status < 200 || response->status > 299) {
     std::string message = error_message(*response);
-    if (response->status == 404 && message.rfind("vip ", 0) == 0) message += " (sluicectl vip list shows the VIPs)";
+    if (response->status == 404 && message.rfind("vip ", 0) == 0) {
+      message += " (sluicectl vip list shows the VIPs)";
+    }
     print_error(message);
     return std::nullopt;
   }

@@ -92,7 +92,7 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
   constexpr size_t kLag = 8;
   Classified classified[kMaxBurst];
   const size_t count = std::min(packets.size(), kMaxBurst);
-  const auto prefetch_entry = [&](Classified& c) {
+  const auto look_up_way = [&](Classified& c) {
     if (c.vip == nullptr) return;
     if (!c.parsed.fragment) c.way = flow_table_.prefetch_entry(c.hash, now_ns);
     const bool known = c.way != FlowTable::kWays;
@@ -105,9 +105,9 @@ Verdict Pipeline::process(const Snapshot& snapshot, PacketBuffer& packet,
     if (classified[i].vip != nullptr && !classified[i].parsed.fragment) {
       flow_table_.prefetch_bucket(classified[i].hash);
     }
-    if (i >= kLag) prefetch_entry(classified[i - kLag]);
+    if (i >= kLag) look_up_way(classified[i - kLag]);
   }
-  for (size_t i = count > kLag ? count - kLag : 0; i < count; ++i) prefetch_entry(classified[i]);
+  for (size_t i = count > kLag ? count - kLag : 0; i < count; ++i) look_up_way(classified[i]);
   for (size_t i = 0; i < count; ++i) {
     if (classified[i].vip != nullptr) verdicts[i] = forward(snapshot, packets[i], classified[i], egress, now_ns);
   }

@@ -176,7 +176,8 @@ inline FlowEntry* FlowTable::find(const sluice_flow_key& key, uint32_t hash, uin
   if (way >= kWays || !tag_matches(bucket.ways[way], hash) ||
       !flow_keys_equal(entries_[index * kWays + way].key, key)) {
     for (way = 0; way < kWays; ++way) {
-      if (tag_matches(bucket.ways[way], hash) && flow_keys_equal(entries_[index * kWays + way].key, key)) break;
+      if (!tag_matches(bucket.ways[way], hash)) continue;
+      if (flow_keys_equal(entries_[index * kWays + way].key, key)) break;
     }
     if (way == kWays) return nullptr;
   }

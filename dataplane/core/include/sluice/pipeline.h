@@ -134,7 +134,7 @@ class Pipeline {
     const Vip* vip = nullptr;
     uint32_t hash = 0;         // the flow hash: flow table, IPv6 flow label
     uint32_t select_hash = 0;  // picks the backend: the flow hash, or the client hash
-    uint32_t way = FlowTable::kWays;  // where prefetch_entry() found the flow's tag
+    uint32_t way = FlowTable::kWays;  // the way where prefetch_entry() found the flow's tag
   };
   struct Selection {
     uint32_t backend = Verdict::kNoSlot;
