@@ -83,9 +83,11 @@ int Dataplane::run_worker(void* argument) {
         packets[accepted++] = PacketBuffer{rte_pktmbuf_mtod(mbuf, uint8_t*), mbuf->data_len,
                                            rte_pktmbuf_headroom(mbuf)};
       }
-      // An empty poll skips the pipeline, whose setup for a burst (zeroing its working array
-      // of kMaxBurst packets) would delay the next poll.
-      if (accepted > 0) pipeline.process_burst(*snapshot, {packets, accepted}, egress[p], now_ns, verdicts);
+      // An empty poll skips the pipeline, which zeroes its working array of kMaxBurst
+      // packets on every call and would delay the next poll.
+      if (accepted > 0) {
+        pipeline.process_burst(*snapshot, {packets, accepted}, egress[p], now_ns, verdicts);
+      }
 
       for (uint16_t i = 0; i < accepted; ++i) {
         rte_mbuf* mbuf = received[i];
