@@ -107,8 +107,8 @@ int Dataplane::run_worker(void* argument) {
           rte_pktmbuf_free(mbuf);
           continue;
         }
-        // Both lines for writing, because the pipeline writes the outer headers there. The
-        // sending core wrote them, so a read prefetch would cost a second transfer.
+        // Both lines for writing, because the pipeline writes the outer headers there. The NIC
+        // or another core wrote them, so a read prefetch would leave the write a second transfer.
         uint8_t* data = rte_pktmbuf_mtod(mbuf, uint8_t*);
         prefetch_for_write(data, has_prefetchw);
         prefetch_for_write(data - RTE_CACHE_LINE_SIZE, has_prefetchw);
