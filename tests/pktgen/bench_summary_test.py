@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""bench/run's summary of interleaved rounds, on made-up generator reports.
+
+The timed trials cannot run in a test, so this loads bench/run as a module and feeds its
+summary functions reports shaped like sluice-pktgen's --json output. It checks the medians
+over the rounds and the ratio as the median of each round's ratio. It also checks that the
+zero-loss rate comes from the first round, and the ≥ mark when testpmd lost nothing at full
+speed.
+"""
+import importlib.machinery
+import importlib.util
+import os
+import subprocess
+import sys
+import unittest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+RUN = os.path.join(ROOT, "bench", "run")
+
+
+def load_bench_run():
+    loader = importlib.machinery.SourceFileLoader("bench_run", RUN)
+    spec = importlib.util.spec_from_loader("bench_run", loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+bench = load_bench_run()
+SCENARIO = {"name": "tcp-ack-1m-flows"}
+
+
+def report(max_pps, max_loss=0.01, zero_loss_pps=None):
+    trials = [{"kind": "max", "offered_pps": max_pps * 1.1, "received_pps": max_pps, "loss": max_loss}]
+    if zero_loss_pps is not None:
+        trials.append({"kind": "search", "offered_pps": zero_loss_pps, "received_pps": zero_loss_pps,
+                       "loss": 0, "latency_ns": {"p50": 5000, "p99": 9000}})
+    return {"max_received_pps": max_pps, "trials": trials, "zero_loss_pps": zero_loss_pps}
+
+
+def sluice(max_pps, cycles, round_trips, zero_loss_pps=None):
+    return {"report": report(max_pps, zero_loss_pps=zero_loss_pps), "cycles_per_packet": cycles,
+            "drops": {}, "churn_changes": 3, "core_to_core_ns": round_trips}
+
+
+def testpmd(max_pps, round_trips, max_loss=0.01):
+    return {"report": report(max_pps, max_loss=max_loss, zero_loss_pps=max_pps * 0.9),
+            "core_to_core_ns": round_trips}
+
+
+class SummaryTest(unittest.TestCase):
+    def test_median(self):
+        self.assertEqual(bench.median([3, 1, 2]), 2)
+        self.assertEqual(bench.median([4, 1, 3, 2]), 2.5)
+        self.assertEqual(bench.median([None, 5]), 5)
+        self.assertIsNone(bench.median([None]))
+        self.assertIsNone(bench.median([]))
+
+    def test_medians_over_rounds(self):
+        rounds = [
+            # The machine was slow during the first Sluice session only.
+            {"sluice": sluice(4.0e6, 600, [330, 80], zero_loss_pps=3.5e6), "testpmd": testpmd(8.0e6, [80, 75])},
+            {"sluice": sluice(7.6e6, 300, [70, 72]), "testpmd": testpmd(8.0e6, [71, 74])},
+            {"sluice": sluice(7.2e6, 310, [75, 76]), "testpmd": testpmd(6.0e6, [340, 335])},
+        ]
+        summary = bench.summarize(SCENARIO, rounds, {"ns_per_packet": 400})
+        self.assertAlmostEqual(summary["sluice_mpps"], 7.2)
+        self.assertAlmostEqual(summary["testpmd_mpps"], 8.0)
+        # Round ratios 50%, 95%, 120%: the median is the middle round's, not 7.2 / 8.0.
+        self.assertEqual([round(r["ratio"], 3) for r in summary["rounds"]], [0.5, 0.95, 1.2])
+        self.assertAlmostEqual(summary["ratio"], 0.95)
+        self.assertAlmostEqual(summary["cycles_per_packet"], 310)
+        self.assertAlmostEqual(summary["zero_loss_mpps"], 3.5)
+        self.assertEqual(summary["sluice_latency_ns_at_zero_loss"], {"p50": 5000, "p99": 9000})
+        self.assertEqual(summary["core_to_core_ns"]["sluice"], [330, 80, 70, 72, 75, 76])
+        self.assertEqual(summary["core_to_core_ns"]["testpmd"], [80, 75, 71, 74, 340, 335])
+        self.assertFalse(summary["testpmd_generator_bound"])
+        self.assertEqual(summary["xdp_ns_per_packet"], 400)
+
+        table = bench.markdown_table([summary])
+        row = table.splitlines()[2]
+        self.assertEqual([cell.strip() for cell in row.strip("|").split("|")],
+                         ["tcp-ack-1m-flows", "7.20", "8.00", "95%", "50%, 95%, 120%", "3.50", "310", "400",
+                          "70 to 340"])
+        rows = bench.rounds_table([summary]).splitlines()[2:]
+        self.assertEqual(len(rows), 3)
+        self.assertIn("| 1 | 4.00 | 8.00 | 50% | 600 | 330, 80 / 80, 75 |", rows[0])
+
+    def test_generator_bound_in_any_round(self):
+        rounds = [
+            {"sluice": sluice(6.0e6, 400, [80, 80]), "testpmd": testpmd(7.0e6, [80, 80])},
+            {"sluice": sluice(6.5e6, 380, [80, 80]), "testpmd": testpmd(7.0e6, [80, 80], max_loss=0)},
+        ]
+        summary = bench.summarize(SCENARIO, rounds, None)
+        self.assertTrue(summary["testpmd_generator_bound"])
+        self.assertIn("| ≥ 7.00 |", bench.markdown_table([summary]))
+        self.assertIsNone(summary["xdp_ns_per_packet"])
+
+    def test_no_rounds(self):
+        # A dry run times nothing: every figure but XDP's is empty.
+        summary = bench.summarize(SCENARIO, [], {"ns_per_packet": 300})
+        for key in ("sluice_mpps", "testpmd_mpps", "ratio", "zero_loss_mpps", "cycles_per_packet",
+                    "testpmd_generator_bound"):
+            self.assertIsNone(summary[key], key)
+        self.assertEqual(bench.markdown_table([summary]).splitlines()[2],
+                         "| tcp-ack-1m-flows | — | — | — | — | — | — | 300 | — |")
+
+    def test_bad_rounds_argument(self):
+        for value in ("0", "51", "-3"):
+            result = subprocess.run([sys.executable, RUN, "--rounds", value], capture_output=True, text=True)
+            self.assertEqual(result.returncode, 1, value)
+            self.assertIn("--rounds must be between 1 and 50", result.stderr)
+        result = subprocess.run([sys.executable, RUN, "--rounds", "two"], capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("invalid int value", result.stderr)
+
+
+if __name__ == "__main__":
+    unittest.main()
