@@ -80,7 +80,7 @@ class SummaryTest(unittest.TestCase):
         table = bench.markdown_table([summary])
         row = table.splitlines()[2]
         self.assertEqual([cell.strip() for cell in row.strip("|").split("|")],
-                         ["tcp-ack-1m-flows", "7.20", "8.00", "95%", "50%, 95%, 120%", "3.50", "310", "400",
+                         ["tcp-ack-1m-flows", "7.20", "8.00", "95.0%", "50%, 95%, 120%", "3.50", "310", "400",
                           "70 to 340"])
         rows = bench.rounds_table([summary]).splitlines()[2:]
         self.assertEqual(len(rows), 3)
