@@ -8,6 +8,8 @@
 - Counts: the number of frames in the TX pcap equals the `sent` figure of the report, and the
   `received` figure equals the number of frames in the RX pcap that net_pcap replays to it.
 - Replay: --pcap sends the file's frames unchanged, in order, in a loop.
+- Hold: with --hold the report comes out at once, and the process stays until its standard
+  input closes, then exits 0.
 - Bad arguments exit with status 2 and a message that names the argument.
 """
 import argparse
@@ -174,6 +176,40 @@ def test_replay(binary, work):
         check(bytes(frame) == bytes(frames[i % 5]), "replay: frame %d differs from source frame %d" % (i, i % 5))
 
 
+def test_hold(binary, work):
+    rx = os.path.join(work, "empty.pcap")
+    tx = os.path.join(work, "held.pcap")
+    prefix = "sluice-pktgen-test-%d-hold" % os.getpid()
+    command = [binary] + eal(prefix, "net_pcap0,tx_pcap=%s,rx_pcap=%s" % (tx, rx)) + [
+        "--vip", "203.0.113.10:80/tcp", "--count", "10", "--duration", "0", "--drain-ms", "1", "--json", "--hold"]
+    process = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True)
+    try:
+        # With --json each trial prints a line of its own, then the report follows. Each
+        # readline() blocks until its line is flushed.
+        trial = process.stdout.readline()
+        report = process.stdout.readline()
+        check('"trial"' in trial, "hold: the first line of output is not the trial: %r" % trial[:200])
+        check("max_received_pps" in report, "hold: the second line of output is not the report: %r" % report[:200])
+        try:
+            process.wait(timeout=1.5)
+            failures.append("hold: sluice-pktgen exited with %d while its standard input was open: %s" % (
+                process.returncode, process.stderr.read()[-500:]))
+        except subprocess.TimeoutExpired:
+            pass
+        process.stdin.close()
+        try:
+            check(process.wait(timeout=20) == 0, "hold: exit status %d after standard input closed, expected 0"
+                  % process.returncode)
+        except subprocess.TimeoutExpired:
+            failures.append("hold: sluice-pktgen did not exit within 20 s after its standard input closed")
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        shutil.rmtree("/var/run/dpdk/" + prefix, ignore_errors=True)
+
+
 def test_bad_arguments(binary, work):
     rx = os.path.join(work, "empty.pcap")
     tx = os.path.join(work, "bad.pcap")
@@ -218,6 +254,7 @@ def main():
         test_built_frames(args.pktgen, work)
         test_received_count(args.pktgen, work)
         test_replay(args.pktgen, work)
+        test_hold(args.pktgen, work)
         test_bad_arguments(args.pktgen, work)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -226,7 +263,7 @@ def main():
     if failures:
         print("%d failures" % len(failures))
         return 1
-    print("sluice-pktgen: built frames, counts, replay and bad arguments all checked")
+    print("sluice-pktgen: built frames, counts, replay, hold and bad arguments all checked")
     return 0
 
 

@@ -5,12 +5,15 @@
 //
 //   sluice-pktgen [EAL options] -- [options]    (sluice-pktgen -- --help lists the options)
 #include <pcap/pcap.h>
+#include <poll.h>
 #include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <nlohmann/json.hpp>
@@ -54,7 +57,24 @@ struct Options {
   uint32_t sweep = 0;
   bool json = false;
   bool retry = false;
+  bool hold = false;
 };
+
+// Waits, with the ports open, until standard input reaches its end or a signal arrives. The
+// ports are not polled meanwhile, so a memif peer can stop its polling and disconnect first.
+void hold_until_stdin_closes() {
+  // A reader of a piped report waits for it before it closes standard input.
+  std::fflush(stdout);
+  char buffer[256];
+  while (!stop_requested) {
+    pollfd input{STDIN_FILENO, POLLIN, 0};
+    const int ready = poll(&input, 1, 200);
+    if (ready < 0 && errno != EINTR) return;
+    if (ready <= 0) continue;
+    const ssize_t n = read(STDIN_FILENO, buffer, sizeof(buffer));
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN)) return;
+  }
+}
 
 // "max", "2000000", "2.5M" or "800k" packets per second; 0 means as fast as possible.
 sluice::Result<double> parse_rate(const std::string& text) {
@@ -274,6 +294,9 @@ int main(int argc, char** argv) {
       ->check(CLI::Range(0, 100));
   app.add_flag("--json", options.json, "print the report as one JSON object");
   app.add_flag("--retry", options.retry, "offer rejected packets again until the TX queue takes them");
+  app.add_flag("--hold", options.hold,
+               "after the report, keep the ports open until standard input closes, so that a memif "
+               "peer can stop first");
 
   std::vector<char*> rest{argv[0]};
   for (int i = eal_used + 1; i < argc; ++i) rest.push_back(argv[i]);
@@ -313,6 +336,7 @@ int main(int argc, char** argv) {
     } else {
       (*generator)->set_retry(options.retry);
       rc = run(**generator, options, *rate);
+      if (options.hold) hold_until_stdin_closes();
     }
   }
   rte_eal_cleanup();
