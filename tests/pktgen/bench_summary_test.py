@@ -31,6 +31,7 @@ SCENARIO = {"name": "tcp-ack-1m-flows"}
 
 
 def report(max_pps, max_loss=0.01, zero_loss_pps=None):
+    """Returns a generator report shaped like sluice-pktgen's --json output."""
     trials = [{"kind": "max", "offered_pps": max_pps * 1.1, "received_pps": max_pps, "loss": max_loss}]
     if zero_loss_pps is not None:
         trials.append({"kind": "search", "offered_pps": zero_loss_pps, "received_pps": zero_loss_pps,
@@ -38,12 +39,14 @@ def report(max_pps, max_loss=0.01, zero_loss_pps=None):
     return {"max_received_pps": max_pps, "trials": trials, "zero_loss_pps": zero_loss_pps}
 
 
-def sluice(max_pps, cycles, round_trips, zero_loss_pps=None):
+def sluice_session(max_pps, cycles, round_trips, zero_loss_pps=None):
+    """Returns what Run.measure_sluice returns for one session."""
     return {"report": report(max_pps, zero_loss_pps=zero_loss_pps), "cycles_per_packet": cycles,
             "drops": {}, "churn_changes": 3, "core_to_core_ns": round_trips}
 
 
-def testpmd(max_pps, round_trips, max_loss=0.01):
+def testpmd_session(max_pps, round_trips, max_loss=0.01):
+    """Returns what Run.measure_testpmd returns for one session."""
     return {"report": report(max_pps, max_loss=max_loss, zero_loss_pps=max_pps * 0.9),
             "core_to_core_ns": round_trips}
 
@@ -59,9 +62,9 @@ class SummaryTest(unittest.TestCase):
     def test_medians_over_rounds(self):
         rounds = [
             # The machine was slow during the first Sluice session only.
-            {"sluice": sluice(4.0e6, 600, [330, 80], zero_loss_pps=3.5e6), "testpmd": testpmd(8.0e6, [80, 75])},
-            {"sluice": sluice(7.6e6, 300, [70, 72]), "testpmd": testpmd(8.0e6, [71, 74])},
-            {"sluice": sluice(7.2e6, 310, [75, 76]), "testpmd": testpmd(6.0e6, [340, 335])},
+            {"sluice": sluice_session(4.0e6, 600, [330, 80], zero_loss_pps=3.5e6), "testpmd": testpmd_session(8.0e6, [80, 75])},
+            {"sluice": sluice_session(7.6e6, 300, [70, 72]), "testpmd": testpmd_session(8.0e6, [71, 74])},
+            {"sluice": sluice_session(7.2e6, 310, [75, 76]), "testpmd": testpmd_session(6.0e6, [340, 335])},
         ]
         summary = bench.summarize(SCENARIO, rounds, {"ns_per_packet": 400})
         self.assertAlmostEqual(summary["sluice_mpps"], 7.2)
@@ -88,8 +91,8 @@ class SummaryTest(unittest.TestCase):
 
     def test_generator_bound_in_any_round(self):
         rounds = [
-            {"sluice": sluice(6.0e6, 400, [80, 80]), "testpmd": testpmd(7.0e6, [80, 80])},
-            {"sluice": sluice(6.5e6, 380, [80, 80]), "testpmd": testpmd(7.0e6, [80, 80], max_loss=0)},
+            {"sluice": sluice_session(6.0e6, 400, [80, 80]), "testpmd": testpmd_session(7.0e6, [80, 80])},
+            {"sluice": sluice_session(6.5e6, 380, [80, 80]), "testpmd": testpmd_session(7.0e6, [80, 80], max_loss=0)},
         ]
         summary = bench.summarize(SCENARIO, rounds, None)
         self.assertTrue(summary["testpmd_generator_bound"])
