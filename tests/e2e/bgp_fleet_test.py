@@ -95,6 +95,18 @@ def lb_stats(index):
         return json.load(f)
 
 
+def wait_for_announced(index, expected, limit_s=3):
+    """Return the announced prefixes of load balancer INDEX once its stats file lists EXPECTED,
+    or what it lists at LIMIT_S. The file is rewritten every second, so the router can learn a
+    route before the file names it."""
+    deadline = time.time() + limit_s
+    while True:
+        announced = sorted(lb_stats(index).get("bgp", {}).get("announced") or [])
+        if announced == expected or time.time() >= deadline:
+            return announced
+        time.sleep(0.1)
+
+
 def lb_pid(index):
     with open(os.path.join(STATE_DIR, "%s.sluiced.pid" % lb_name(index))) as f:
         return int(f.readline())
@@ -220,9 +232,9 @@ def scenario_announce(dataplane):
     testbed("up", "--lbs", "1", "--dataplane", dataplane)
     check(next_hops(4) == ["198.51.100.2"], "the IPv4 VIP's next hops are %s, expected [198.51.100.2]" % next_hops(4))
     check(next_hops(6) == ["2001:db8:100::2"], "the IPv6 VIP's next hops are %s, expected [2001:db8:100::2]" % next_hops(6))
-    announced = lb_stats(1).get("bgp", {}).get("announced")
-    check(sorted(announced or []) == ["2001:db8:203::10/128", "203.0.113.10/32"],
-          "stats.json bgp.announced is %s, expected both VIPs" % announced)
+    both = ["2001:db8:203::10/128", "203.0.113.10/32"]
+    announced = wait_for_announced(1, both)
+    check(announced == both, "stats.json bgp.announced is %s, expected both VIPs" % announced)
 
     # Every backend down: no live backend, so the VIPs are withdrawn.
     for index in (1, 2, 3):
