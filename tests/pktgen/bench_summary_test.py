@@ -108,6 +108,28 @@ class SummaryTest(unittest.TestCase):
         self.assertEqual(bench.markdown_table([summary]).splitlines()[2],
                          "| tcp-ack-1m-flows | — | — | — | — | — | — | 300 | — |")
 
+    def test_drops_line(self):
+        summary = bench.summarize(SCENARIO, [], None)
+        self.assertEqual(bench.drops_text([summary]), "Sluice's drops in the first round: none.")
+        rounds = [{"sluice": sluice_session(6e6, 400, [80, 90]), "testpmd": testpmd_session(7e6, [80, 90])}]
+        rounds[0]["sluice"]["drops"] = {"tx_queue_full": 64, "no_backend": 2}
+        summary = bench.summarize(SCENARIO, rounds, None)
+        self.assertEqual(bench.drops_text([summary]),
+                         "Sluice's drops in the first round: tcp-ack-1m-flows: no_backend 2, tx_queue_full 64.")
+
+    def test_same_cpu_rejected(self):
+        result = subprocess.run([sys.executable, RUN, "--worker-cpu", "0", "--generator-cpu", "0"],
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("--generator-cpu and --worker-cpu are both 0", result.stderr)
+
+    def test_scenarios_in_one_option(self):
+        result = subprocess.run([sys.executable, RUN, "--scenario", "udp-imix", "nonsense"],
+                                capture_output=True, text=True)
+        self.assertEqual(result.returncode, 2)
+        self.assertIn("invalid choice: 'nonsense'", result.stderr)
+        self.assertIn("bench/run: error:", result.stderr)
+
     def test_bad_rounds_argument(self):
         for value in ("0", "51", "-3"):
             result = subprocess.run([sys.executable, RUN, "--rounds", value], capture_output=True, text=True)
