@@ -229,6 +229,7 @@ def test_bad_arguments(binary, work):
         (["--client", "192.0.2.0/30", "--flows", "200000"], "room for"),
         (["--mix", "udp=1"], "UDP"),
         (["--tx-port", "7"], "port 7"),
+        (["--bogus"], "sluice-pktgen: The following argument was not expected: --bogus"),
     ]
     for extra, expected in cases:
         options = ["--count", "1", "--duration", "0"]
@@ -239,6 +240,27 @@ def test_bad_arguments(binary, work):
         check(result.returncode == 2, "bad arguments %s: exit status %d, expected 2" % (extra, result.returncode))
         check(expected in message, "bad arguments %s: the message does not mention %r: %s" % (
             extra, expected, message.strip()[-300:]))
+
+
+def test_options_before_eal(binary):
+    """Checks that --help and bad options are handled before the EAL starts, with no EAL options
+    given: the default EAL would need hugepages and create /var/run/dpdk/rte."""
+    runtime_dir = "/var/run/dpdk/rte"
+    existed = os.path.exists(runtime_dir)
+    for extra in (["--help"], ["--", "--help"]):
+        result = subprocess.run([binary] + extra, capture_output=True, text=True, timeout=30)
+        check(result.returncode == 0, "help %s: exit status %d, expected 0: %s" % (
+            extra, result.returncode, result.stderr[-300:]))
+        check("Usage: sluice-pktgen [EAL options] -- [OPTIONS]" in result.stdout,
+              "help %s: no usage line in %r" % (extra, result.stdout[:300]))
+        check("--vip" in result.stdout, "help %s: --vip is not listed" % extra)
+    result = subprocess.run([binary, "--", "--vip", "203.0.113.10:80/tcp", "--size", "63"],
+                            capture_output=True, text=True, timeout=30)
+    check(result.returncode == 2, "--size 63 without EAL options: exit status %d, expected 2" % result.returncode)
+    check(result.stderr.startswith("sluice-pktgen: --size:"),
+          "--size 63 without EAL options: the EAL ran or the message changed: %r" % result.stderr[:300])
+    if not existed:
+        check(not os.path.exists(runtime_dir), "--help or a bad option created %s: the EAL ran" % runtime_dir)
 
 
 def main():
@@ -256,6 +278,7 @@ def main():
         test_replay(args.pktgen, work)
         test_hold(args.pktgen, work)
         test_bad_arguments(args.pktgen, work)
+        test_options_before_eal(args.pktgen)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     for failure in failures[:40]:
@@ -263,7 +286,7 @@ def main():
     if failures:
         print("%d failures" % len(failures))
         return 1
-    print("sluice-pktgen: built frames, counts, replay, hold and bad arguments all checked")
+    print("sluice-pktgen: built frames, counts, replay, hold, bad arguments and help without the EAL all checked")
     return 0
 
 

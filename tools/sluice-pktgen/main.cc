@@ -12,10 +12,12 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <vector>
@@ -167,12 +169,15 @@ nlohmann::json to_json(const TrialResult& trial) {
 }
 
 void print_trial(const char* label, const TrialResult& trial) {
-  std::printf("%-10s offered %10.0f pps  sent %10.0f pps  received %10.0f pps  loss %7.4f%%  "
-              "latency p50/p99/p99.9 %llu/%llu/%llu ns%s\n",
-              label, trial.offered_pps(), trial.sent_pps(), trial.received_pps(), trial.loss() * 100,
-              static_cast<unsigned long long>(trial.latency_p50_ns),
-              static_cast<unsigned long long>(trial.latency_p99_ns),
-              static_cast<unsigned long long>(trial.latency_p999_ns),
+  char latency[96] = "latency: no timestamped frame came back";
+  if (trial.latency_samples > 0) {
+    std::snprintf(latency, sizeof latency, "latency p50/p99/p99.9 %llu/%llu/%llu ns",
+                  static_cast<unsigned long long>(trial.latency_p50_ns),
+                  static_cast<unsigned long long>(trial.latency_p99_ns),
+                  static_cast<unsigned long long>(trial.latency_p999_ns));
+  }
+  std::printf("%-10s offered %10.0f pps  sent %10.0f pps  received %10.0f pps  loss %7.4f%%  %s%s\n",
+              label, trial.offered_pps(), trial.sent_pps(), trial.received_pps(), trial.loss() * 100, latency,
               trial.out_of_mbufs > 0 ? "  (the mempool ran out of mbufs)" : "");
 }
 
@@ -248,16 +253,9 @@ int run(sluice::pktgen::Generator& generator, const Options& options, double rat
 }  // namespace
 
 int main(int argc, char** argv) {
-  const int eal_used = rte_eal_init(argc, argv);
-  if (eal_used < 0) {
-    std::fprintf(stderr, "sluice-pktgen: EAL initialisation failed: %s\n", rte_strerror(rte_errno));
-    return 2;
-  }
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
-
   Options options;
-  CLI::App app{"sluice-pktgen: send flows to VIPs, count what comes back, report rates, loss and latency"};
+  CLI::App app{"sluice-pktgen: send flows to VIPs, count what comes back, report rates, loss and latency",
+               "sluice-pktgen [EAL options] --"};
   app.add_option("--tx-port", options.tx_ports, "DPDK port IDs to send on, in turn")->capture_default_str();
   app.add_option("--rx-port", options.rx_port, "DPDK port ID to receive on")->capture_default_str();
   app.add_option("--vip", options.vips, "a VIP to send to, ADDRESS:PORT/PROTOCOL; repeat for more");
@@ -270,9 +268,10 @@ int main(int argc, char** argv) {
   app.add_option("--mix", options.mix, "packet kinds and weights, such as ack=90,syn=10,udp=0")
       ->capture_default_str();
   app.add_option("--rate", options.rate, "packets per second (such as 2.5M) or max")->capture_default_str();
-  app.add_option("--duration", options.duration, "seconds per trial (0: until --count)")
+  app.add_option("--duration", options.duration, "seconds per trial (0: until --count; with both, the first to end)")
       ->check(CLI::Range(0.0, 3600.0))->capture_default_str();
-  app.add_option("--count", options.count, "packets per trial (0: until --duration)")->capture_default_str();
+  app.add_option("--count", options.count, "packets per trial (0: no limit, until --duration)")
+      ->capture_default_str();
   app.add_option("--warmup", options.warmup, "seconds at full rate before the first trial, not reported")
       ->check(CLI::Range(0.0, 600.0));
   app.add_option("--drain-ms", options.drain_ms, "after sending, receive until the RX port is quiet this long")
@@ -284,51 +283,87 @@ int main(int argc, char** argv) {
   app.add_option("--link-timeout", options.link_timeout, "seconds to wait for the ports' links")
       ->check(CLI::Range(0.0, 600.0))->capture_default_str();
   app.add_option("--pause-ms", options.pause_ms, "pause after each trial, in milliseconds")
-      ->check(CLI::Range(0.0, 60000.0));
+      ->check(CLI::Range(0.0, 60000.0))->capture_default_str();
   app.add_flag("--search", options.search, "search for the highest rate without loss");
   app.add_option("--search-steps", options.search_steps, "trials of the search")
       ->check(CLI::Range(1, 30))->capture_default_str();
   app.add_option("--loss-tolerance", options.loss_tolerance, "loss ratio the search accepts")
       ->check(CLI::Range(0.0, 1.0))->capture_default_str();
-  app.add_option("--sweep", options.sweep, "trials at 1/N .. N/N of the maximum rate")
+  app.add_option("--sweep", options.sweep, "trials at 1/N .. N/N of the first trial's received rate")
       ->check(CLI::Range(0, 100));
-  app.add_flag("--json", options.json, "print the report as one JSON object");
+  app.add_flag("--json", options.json,
+               "print each trial as a JSON line when it ends, then the report as one JSON object");
   app.add_flag("--retry", options.retry, "offer rejected packets again until the TX queue takes them");
   app.add_flag("--hold", options.hold,
                "after the report, keep the ports open until standard input closes, so that a memif "
                "peer can stop first");
 
+  app.footer("EAL options come first, then --, then the options above, such as:\n"
+             "  sluice-pktgen --no-huge --no-pci --vdev net_pcap0,tx_pcap=out.pcap,rx_pcap=in.pcap -- "
+             "--vip 203.0.113.10:80/tcp --count 1000");
+
+  // The options after "--" are parsed before the EAL starts, so that --help and bad options
+  // need no hugepages or devices. Without "--", every argument but --help is the EAL's.
+  char** const separator =
+      std::find_if(argv + 1, argv + argc, [](const char* arg) { return std::strcmp(arg, "--") == 0; });
+  if (separator == argv + argc) {
+    for (int i = 1; i < argc; ++i) {
+      if (std::strcmp(argv[i], "--help") == 0 || std::strcmp(argv[i], "-h") == 0) {
+        std::printf("%s", app.help().c_str());
+        return 0;
+      }
+    }
+  }
+  char** const first_option = separator == argv + argc ? separator : separator + 1;
   std::vector<char*> rest{argv[0]};
-  for (int i = eal_used + 1; i < argc; ++i) rest.push_back(argv[i]);
+  rest.insert(rest.end(), first_option, argv + argc);
   try {
     app.parse(static_cast<int>(rest.size()), rest.data());
   } catch (const CLI::ParseError& error) {
-    const int rc = app.exit(error);
-    rte_eal_cleanup();
-    return rc == 0 ? 0 : 2;
+    if (error.get_exit_code() == 0) {
+      app.exit(error);
+      return 0;
+    }
+    std::fprintf(stderr, "sluice-pktgen: %s\nsluice-pktgen --help lists the options.\n", error.what());
+    return 2;
   }
+
+  auto spec = make_spec(options);
+  auto rate = parse_rate(options.rate);
+  std::vector<std::vector<uint8_t>> frames;
+  if (!options.pcap.empty()) {
+    auto read = read_pcap(options.pcap);
+    if (!read) {
+      std::fprintf(stderr, "sluice-pktgen: %s\n", read.error().c_str());
+      return 2;
+    }
+    frames = std::move(*read);
+  }
+  std::string invalid;
+  if (!spec) {
+    invalid = spec.error();
+  } else if (!rate) {
+    invalid = rate.error();
+  } else if (options.duration <= 0 && options.count == 0) {
+    invalid = "give --duration or --count a value above 0";
+  }
+  if (!invalid.empty()) {
+    std::fprintf(stderr, "sluice-pktgen: %s\n", invalid.c_str());
+    return 2;
+  }
+
+  if (rte_eal_init(argc, argv) < 0) {
+    std::fprintf(stderr,
+                 "sluice-pktgen: EAL initialisation failed: %s; check the EAL options before -- (on a machine "
+                 "without hugepages, add --no-huge -m 512)\n",
+                 rte_strerror(rte_errno));
+    return 2;
+  }
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
 
   int rc = 2;
   {
-    auto spec = make_spec(options);
-    auto rate = parse_rate(options.rate);
-    std::vector<std::vector<uint8_t>> frames;
-    if (!options.pcap.empty()) {
-      auto read = read_pcap(options.pcap);
-      if (!read) {
-        std::fprintf(stderr, "sluice-pktgen: %s\n", read.error().c_str());
-        rte_eal_cleanup();
-        return 2;
-      }
-      frames = std::move(*read);
-    }
-    if (!spec || !rate || (options.duration <= 0 && options.count == 0)) {
-      std::fprintf(stderr, "sluice-pktgen: %s\n",
-                   !spec ? spec.error().c_str()
-                         : !rate ? rate.error().c_str() : "give --duration or --count a value above 0");
-      rte_eal_cleanup();
-      return 2;
-    }
     auto generator = sluice::pktgen::Generator::create({options.tx_ports, options.rx_port}, *spec,
                                                        std::move(frames), options.link_timeout);
     if (!generator) {
