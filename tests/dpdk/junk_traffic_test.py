@@ -90,6 +90,8 @@ class Run:
         self.sluiced = None
 
     def pktgen(self, name, options):
+        # NOTE: when the generator leaves, DPDK 22.11's memif server unmaps the shared memory
+        # without waiting for a receive call in progress, so a sluiced crash here may be that race.
         prefix = "%s-gen-%s" % (PREFIX, name)
         command = [self.args.pktgen, "--lcores", "0@0", "--no-huge", "-m", "512", "--single-file-segments",
                    "--no-pci", "--no-telemetry", "--file-prefix", prefix, "--log-level", "lib.eal:warning",
