@@ -55,6 +55,16 @@ void send_response(int fd, const HttpResponse& response) {
   (void)(send_all(fd, head) && send_all(fd, response.body));
 }
 
+// Logs why a connection closes before its whole request arrived. The server serves one
+// connection at a time, so a client that stays silent delays every other one until then.
+void log_unread_request(int error) {
+  if (error == EAGAIN || error == EWOULDBLOCK) {
+    spdlog::warn("api: no complete request within {} s of the connection; closing it", kClientTimeoutSeconds);
+  } else {
+    spdlog::warn("api: reading a request failed: {}; closing the connection", std::strerror(error));
+  }
+}
+
 HttpResponse error_response(int status, const std::string& message) {
   std::string escaped;
   for (char c : message) {
@@ -233,7 +243,12 @@ void HttpServer::handle_connection(int fd) {
   char buffer[4096];
   while (head_end == std::string::npos) {
     const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
-    if (n <= 0) return;  // closed or timed out before a whole request head
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      log_unread_request(errno);
+      return;
+    }
+    if (n == 0) return;  // the client closed the connection without a request
     data.append(buffer, static_cast<size_t>(n));
     head_end = data.find("\r\n\r\n");
     if (head_end == std::string::npos && data.size() > kMaxHeaderBytes) {
@@ -265,6 +280,8 @@ void HttpServer::handle_connection(int fd) {
   }
   while (body.size() < content_length) {
     const ssize_t n = ::recv(fd, buffer, sizeof(buffer), 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) log_unread_request(errno);
     if (n <= 0) return;
     body.append(buffer, static_cast<size_t>(n));
   }
