@@ -13,6 +13,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -423,6 +424,46 @@ complete_words sluicectl stats --r
     check(lines == expected, "completion: offered %s, expected %s (stderr %r)" % (lines, expected, done.stderr))
 
 
+# sluiced's API closes a connection whose request has not arrived within this many seconds.
+CLIENT_TIMEOUT_S = 5
+
+
+def test_late_request(ctl, log_path):
+    """Checks that sluiced closes a silent connection after its client timeout, logs it and
+    serves the next client. Then checks that sluicectl sends its request again on a new
+    connection when sluiced closed the first one before reading any of it."""
+    silent = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        silent.connect(ctl.socket_path)
+        silent.settimeout(CLIENT_TIMEOUT_S + 5)
+        started = time.time()
+        closed = silent.recv(1) == b""
+        waited = time.time() - started
+    finally:
+        silent.close()
+    check(closed, "a silent client's connection was not closed by sluiced")
+    check(CLIENT_TIMEOUT_S - 0.5 <= waited <= CLIENT_TIMEOUT_S + 3,
+          "sluiced closed a silent connection after %.1f s, expected about %d s" % (waited, CLIENT_TIMEOUT_S))
+    check("no complete request within %d s of the connection" % CLIENT_TIMEOUT_S in open(log_path).read(),
+          "sluiced did not log the silent connection it closed")
+    ctl.ok("vip", "list")
+
+    strace = shutil.which("strace")
+    if not check(strace is not None, "strace is missing (Debian package strace; tools/install-deps installs it)"):
+        return
+    # The first sendto() of sluicectl waits past sluiced's client timeout, so sluiced has closed
+    # that connection when the request goes out, as it would for a client held up that long.
+    delay_us = (CLIENT_TIMEOUT_S + 1) * 1_000_000
+    done = subprocess.run([strace, "-f", "-qq", "-o", "/dev/null", "-e", "trace=sendto",
+                           "-e", "inject=sendto:delay_enter=%d:when=1" % delay_us,
+                           ctl.binary, "--socket", ctl.socket_path, "--timeout", "20", "--json", "vip", "list"],
+                          capture_output=True, text=True, timeout=60)
+    check(done.returncode == 0, "sluicectl with a late first send: exit code %d, expected 0; stderr: %s" %
+          (done.returncode, done.stderr.strip()))
+    check(done.returncode != 0 or "vips" in json.loads(done.stdout),
+          "sluicectl with a late first send printed %r" % done.stdout[:200])
+
+
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--sluiced", required=True)
@@ -447,6 +488,7 @@ def main():
             test_digest(ctl)
             test_stats(ctl)
             test_health(ctl)
+            test_late_request(ctl, log_path)
             test_bad_inputs(ctl, workdir)
             test_config(ctl, workdir)
             test_completion(args.sluicectl, args.completion_file)

@@ -21,6 +21,9 @@ using Clock = std::chrono::steady_clock;
 // the peer is not sluiced.
 constexpr size_t kMaxResponseBytes = 64 * 1024 * 1024;
 
+// Connections tried for one request when sluiced closes them before reading any of it.
+constexpr int kSendAttempts = 3;
+
 // Closes the socket when the request ends, on every path.
 class SocketFd {
  public:
@@ -122,8 +125,11 @@ Status connect_unix(int fd, const std::string& path, const Exchange& exchange) {
   return Error{"cannot connect to " + exchange.peer + ": " + std::strerror(errno)};
 }
 
-Status send_all(int fd, const std::string& request, const Exchange& exchange) {
-  size_t sent = 0;
+// Sends the whole request. On failure, `sent` is how many bytes the peer accepted and
+// `error` the errno of the failed send, or 0 for a timeout.
+Status send_all(int fd, const std::string& request, const Exchange& exchange, size_t& sent, int& error) {
+  sent = 0;
+  error = 0;
   while (sent < request.size()) {
     if (!wait_for(fd, POLLOUT, exchange.deadline)) {
       return Error{exchange.timed_out("sending the request to")};
@@ -132,7 +138,8 @@ Status send_all(int fd, const std::string& request, const Exchange& exchange) {
         ::send(fd, request.data() + sent, request.size() - sent, MSG_NOSIGNAL | MSG_DONTWAIT);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
     if (n <= 0) {
-      return Error{"sending the request to " + exchange.peer + " failed: " + std::strerror(errno)};
+      error = n < 0 ? errno : EPIPE;
+      return Error{"sending the request to " + exchange.peer + " failed: " + std::strerror(error)};
     }
     sent += static_cast<size_t>(n);
   }
@@ -214,22 +221,30 @@ Result<ApiResponse> ApiClient::send(std::string_view method, std::string_view ta
   const auto deadline = Clock::now() + timeout_;
   const Exchange exchange{"sluiced at " + socket_path_, timeout_, deadline};
 
-  SocketFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (fd.get() < 0) return Error{std::string("cannot create a Unix socket: ") + std::strerror(errno)};
-  if (auto status = connect_unix(fd.get(), socket_path_, exchange); !status) {
-    return Error{status.error() +
-                 " (check that sluiced runs, or give its API socket with --socket PATH)"};
-  }
-
   std::string request = std::string(method) + " " + std::string(target) +
                         " HTTP/1.1\r\nHost: sluiced\r\nUser-Agent: sluicectl\r\n"
                         "Accept: application/json\r\nConnection: close\r\n";
   if (!body.empty()) request += "Content-Type: " + std::string(content_type) + "\r\n";
   request += "Content-Length: " + std::to_string(body.size()) + "\r\n\r\n";
   request += body;
-  if (auto status = send_all(fd.get(), request, exchange); !status) return Error{status.error()};
 
-  return read_response(fd.get(), exchange);
+  for (int attempt = 1;; ++attempt) {
+    SocketFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    if (fd.get() < 0) return Error{std::string("cannot create a Unix socket: ") + std::strerror(errno)};
+    if (auto status = connect_unix(fd.get(), socket_path_, exchange); !status) {
+      return Error{status.error() +
+                   " (check that sluiced runs, or give its API socket with --socket PATH)"};
+    }
+    size_t sent = 0;
+    int error = 0;
+    const Status status = send_all(fd.get(), request, exchange, sent, error);
+    if (status) return read_response(fd.get(), exchange);
+    // sluiced closes a connection whose request has not arrived within its client timeout.
+    // When not one byte went out, sluiced read nothing, so sending again cannot apply a
+    // change twice.
+    const bool unread = sent == 0 && (error == EPIPE || error == ECONNRESET);
+    if (!unread || attempt == kSendAttempts || Clock::now() >= deadline) return Error{status.error()};
+  }
 }
 
 }  // namespace sluice::ctl
