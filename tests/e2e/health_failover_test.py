@@ -44,15 +44,7 @@ def ctl(*args):
 
 
 def health():
-    # NOTE: one CI run saw a single "Broken pipe" from sluicectl while the test polled every
-    # 50 ms; its cause is not found yet. One retry keeps that from failing the whole test,
-    # and a second failure still does.
-    try:
-        out = ctl("--json", "health").stdout
-    except RuntimeError as error:
-        print("retrying sluicectl health after: %s" % str(error).strip())
-        time.sleep(0.2)
-        out = ctl("--json", "health").stdout
+    out = ctl("--json", "health").stdout
     return {b["backend"]: b["health"] for b in json.loads(out)["backends"]}
 
 
