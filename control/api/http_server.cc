@@ -59,7 +59,8 @@ void send_response(int fd, const HttpResponse& response) {
 // connection at a time, so a client that stays silent delays every other one until then.
 void log_unread_request(int error) {
   if (error == EAGAIN || error == EWOULDBLOCK) {
-    spdlog::warn("api: no complete request within {} s of the connection; closing it", kClientTimeoutSeconds);
+    spdlog::warn("api: timed out after {} s without a complete request; closing the connection",
+                 kClientTimeoutSeconds);
   } else {
     spdlog::warn("api: reading a request failed: {}; closing the connection", std::strerror(error));
   }

@@ -232,9 +232,9 @@ def scenario_announce(dataplane):
     testbed("up", "--lbs", "1", "--dataplane", dataplane)
     check(next_hops(4) == ["198.51.100.2"], "the IPv4 VIP's next hops are %s, expected [198.51.100.2]" % next_hops(4))
     check(next_hops(6) == ["2001:db8:100::2"], "the IPv6 VIP's next hops are %s, expected [2001:db8:100::2]" % next_hops(6))
-    both = ["2001:db8:203::10/128", "203.0.113.10/32"]
-    announced = wait_for_announced(1, both)
-    check(announced == both, "stats.json bgp.announced is %s, expected both VIPs" % announced)
+    both_vips = ["2001:db8:203::10/128", "203.0.113.10/32"]
+    announced = wait_for_announced(1, both_vips)
+    check(announced == both_vips, "stats.json bgp.announced is %s, expected both VIPs" % announced)
 
     # Every backend down: no live backend, so the VIPs are withdrawn.
     for index in (1, 2, 3):

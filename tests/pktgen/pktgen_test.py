@@ -244,7 +244,7 @@ def test_bad_arguments(binary, work):
 
 def test_options_before_eal(binary):
     """Checks that --help and bad options are handled before the EAL starts, with no EAL options
-    given: the default EAL would need hugepages and create /var/run/dpdk/rte."""
+    given. Had the EAL started, it would have needed hugepages and created /var/run/dpdk/rte."""
     runtime_dir = "/var/run/dpdk/rte"
     existed = os.path.exists(runtime_dir)
     for extra in (["--help"], ["--", "--help"]):
